@@ -1,0 +1,63 @@
+"""`hear-wavjepa` command line. Each subcommand registers itself in `COMMANDS`; logic lives elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Register `fn(args) -> int | None` as subcommand `name`."""
+
+    def register(fn: Callable) -> Callable:
+        COMMANDS[name] = (help, configure, fn)
+        return fn
+
+    return register
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+@command("info", "print version, model presets and the compute device", _no_arguments)
+def info(args: argparse.Namespace) -> int:
+    del args
+    import torch
+
+    from hear_wavjepa import __version__
+    from hear_wavjepa.model.presets import PRESETS, count_parameters
+
+    print(f"hear-wavjepa {__version__} (torch {torch.__version__})")
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} GPU)"
+    else:
+        device = f"cpu ({torch.get_num_threads()} threads)"
+    print(f"device: {device}")
+    print("presets (trainable parameters, counted on the meta device):")
+    for name in PRESETS:
+        counts = count_parameters(name)
+        print(
+            f"  {name:<9} trainable {counts['trainable']:>12,}   inference {counts['inference']:>12,}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hear-wavjepa", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, configure, _) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command][2](args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""WavJEPA: the audio encoder (HEAR inference model) and the JEPA training model around it."""
+
+from __future__ import annotations
+
+import copy
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hear_wavjepa.model.config import WavJEPAConfig
+from hear_wavjepa.model.frontend import FrontEnd
+from hear_wavjepa.model.masking import Masks
+from hear_wavjepa.model.packing import pack
+from hear_wavjepa.model.predictor import Predictor
+from hear_wavjepa.model.transformer import Transformer, init_weights
+
+
+class AudioEncoder(nn.Module):
+    """Front end + context encoder. (B, C, samples) -> (B, C * frames, D), channel-major tokens."""
+
+    def __init__(self, config: WavJEPAConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = FrontEnd(config)
+        self.transformer = Transformer(config.encoder)
+        init_weights(self.frontend)
+
+    def forward(self, wave: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """Context-encoder output after the final LayerNorm; `padding` (B, S) hides keys."""
+        return self.transformer(self.frontend(wave), padding)
+
+    def hidden_states(
+        self, wave: torch.Tensor, padding: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """[layer 1, ..., layer depth, final LayerNorm of the last layer], each (B, S, D)."""
+        outputs = self.transformer.layer_outputs(self.frontend(wave), padding)
+        return [*outputs, self.transformer.norm(outputs[-1])]
+
+
+class JEPAOutput(NamedTuple):
+    loss: torch.Tensor  # scalar: squared error summed over targets / target count
+    squared_error: torch.Tensor  # scalar: sum over (group, target token) of the feature-mean MSE
+    target_count: torch.Tensor  # scalar: number of (group, target token) pairs
+    target_std: torch.Tensor  # scalar: std of the targets across tokens, mean over features
+    prediction_std: torch.Tensor  # scalar: same for the predictions at target tokens
+
+
+class WavJEPA(nn.Module):
+    """Student encoder, predictor and EMA teacher (spec §3, §6).
+
+    The teacher is a copy of the student's transformer only: it reads the student's detached
+    front-end tokens (spec §14 A2).
+    """
+
+    def __init__(self, config: WavJEPAConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = AudioEncoder(config)
+        self.predictor = Predictor(config)
+        init_weights(self.predictor.input_proj)
+        init_weights(self.predictor.output_proj)
+        self.teacher = copy.deepcopy(self.encoder.transformer)
+        self.teacher.requires_grad_(False)
+
+    def forward(self, audio: torch.Tensor, masks: Masks) -> JEPAOutput:
+        """audio (N, C, crop_samples), standardised crops; masks over the N * S tokens."""
+        expected = (self.config.in_channels, self.config.crop_samples)
+        if audio.ndim != 3 or tuple(audio.shape[1:]) != expected:
+            raise ValueError(f"expected audio (N, {expected[0]}, {expected[1]}), got {tuple(audio.shape)}")
+        n, seq = audio.shape[0], self.config.tokens_per_crop
+        if masks.context.shape != (n, seq) or masks.targets.shape[::2] != (n, seq):
+            raise ValueError(
+                f"masks do not fit {n} crops of {seq} tokens: context {tuple(masks.context.shape)}, "
+                f"targets {tuple(masks.targets.shape)}"
+            )
+        local = self.encoder.frontend(audio)
+
+        # Student: only context tokens, packed (identical to the full sequence with key padding).
+        ctx = pack(local, masks.context)
+        encoded = self.encoder.transformer(ctx.tokens, ctx.padding)
+        index = ctx.index[..., None].expand_as(encoded)
+        context = torch.zeros_like(local).scatter(1, index, encoded)
+
+        keep = masks.context[:, None, :] | masks.targets
+        prediction, slots, padding = self.predictor(context, masks.context, keep)
+
+        with torch.no_grad():
+            targets = self.targets(local.detach())
+        groups = masks.targets.shape[1]
+        is_target = masks.targets.reshape(n * groups, seq).gather(1, slots) & ~padding
+        targets = targets[:, None].expand(n, groups, seq, -1).reshape(n * groups, seq, -1)
+        targets = targets.gather(1, slots[..., None].expand(-1, -1, targets.shape[-1]))
+
+        error = (prediction.float() - targets.float()).pow(2).mean(dim=-1)
+        weight = is_target.to(error.dtype)
+        squared_error = (error * weight).sum()
+        count = weight.sum()
+        with torch.no_grad():
+            chosen_targets = targets[is_target].float()
+            chosen_predictions = prediction[is_target].float()
+        return JEPAOutput(
+            loss=squared_error / (count + 1e-8),
+            squared_error=squared_error,
+            target_count=count,
+            target_std=chosen_targets.std(dim=0).mean(),
+            prediction_std=chosen_predictions.std(dim=0).mean(),
+        )
+
+    @torch.no_grad()
+    def targets(self, local: torch.Tensor) -> torch.Tensor:
+        """Teacher targets (N, S, D): top-K layer outputs, each standardised jointly over
+        (tokens x features) per crop (spec §6 step 7, §14 C1), averaged. K = 1: the raw output."""
+        outputs = self.teacher.layer_outputs(local)[-self.config.top_k_targets :]
+        if len(outputs) == 1:
+            return outputs[0]
+        stacked = torch.stack(outputs).float()
+        return F.layer_norm(stacked, stacked.shape[-2:], eps=1e-5).mean(dim=0)
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """teacher <- momentum * teacher + (1 - momentum) * student transformer."""
+        student = dict(self.encoder.transformer.named_parameters())
+        for name, param in self.teacher.named_parameters():
+            param.lerp_(student[name].detach().to(param.dtype), 1.0 - momentum)

@@ -1,0 +1,37 @@
+"""Pack the kept tokens of each row to the front of a shorter, padded sequence.
+
+Attention with a key-padding mask never lets a query see masked keys, and every other op is
+per-token, so running a transformer on only the kept tokens gives the same outputs at those
+positions as running it on the full sequence with the mask (spec §14 A5), at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class Packed(NamedTuple):
+    tokens: torch.Tensor  # (B, L, D) kept tokens in their original order, then filler
+    padding: torch.Tensor  # (B, L) bool, True at filler slots
+    index: torch.Tensor  # (B, L) long, position of each slot in the full sequence
+
+
+def pack(x: torch.Tensor, keep: torch.Tensor) -> Packed:
+    """x (B, S, D), keep (B, S) bool -> Packed with L = max kept count per row."""
+    counts = keep.sum(dim=1)
+    length = int(counts.max())
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :length]
+    tokens = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))
+    padding = torch.arange(length, device=x.device)[None, :] >= counts[:, None]
+    return Packed(tokens, padding, order)
+
+
+def unpack_into(full: torch.Tensor, packed: torch.Tensor, p: Packed) -> torch.Tensor:
+    """Write packed tokens (B, L, D) back into a copy of `full` (B, S, D) at their positions."""
+    out = full.clone()
+    slots = (~p.padding)[..., None].expand_as(packed)
+    index = p.index[..., None].expand_as(packed)
+    current = out.gather(1, index)
+    return out.scatter(1, index, torch.where(slots, packed, current))

@@ -1,0 +1,105 @@
+"""The user's entry points: `nox -s tests`, `nox -s lint`, `nox -s validate`, `nox -s bench`, ...
+
+Every session that needs torch runs in ONE virtualenv per machine and Python version,
+`$HEAR_WAVJEPA_HOME/venvs/torch-2.11-pyX.Y` (torch + torchaudio are a ~4.6 GB CUDA build on Linux,
+so they are installed once, not once per session). The package is installed into it in editable
+mode from the checkout that runs the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).resolve().parent
+HOME = Path(os.environ.get("HEAR_WAVJEPA_HOME", Path.home() / ".cache" / "hear-wavjepa")).expanduser()
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+TORCH_VENV = HOME / "venvs" / f"torch-2.11-py{PY}"
+VALIDATE_VENV = HOME / "venvs" / f"validator-py{PY}"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _make_venv(session: nox.Session, venv: Path) -> Path:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        session.run(sys.executable, "-m", "venv", str(venv), external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", "-U", "pip", "setuptools>=64",
+                    external=True)  # fmt: skip
+    return python
+
+
+def torch_python(session: nox.Session) -> str:
+    """The shared torch venv's interpreter, with this checkout installed (editable) into it."""
+    python = _make_venv(session, TORCH_VENV)
+    stamp = TORCH_VENV / ".hear-wavjepa-deps"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != want:
+        session.log(f"installing hear-wavjepa and its dependencies into {TORCH_VENV}")
+        session.run(str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]", external=True)
+        _atomic_write(stamp, want)
+    else:  # dependencies are current: only point the editable install at this checkout
+        session.run(str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "-e", str(ROOT), external=True)  # fmt: skip
+    return str(python)
+
+
+def ensure_apt(session: nox.Session, packages: list[str]) -> None:
+    """Install Debian packages when running as root; otherwise stop and print the exact command."""
+    missing = [p for p in packages if not _dpkg_installed(p)]
+    if not missing:
+        return
+    command = "apt-get install -y --no-install-recommends " + " ".join(missing)
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.error(f"missing system packages; run:\n  sudo apt-get update && sudo {command}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run(*command.split(), external=True, env=env)
+
+
+def _dpkg_installed(package: str) -> bool:
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
+    )
+    return out.returncode == 0 and out.stdout.strip().endswith("installed")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (tiny presets; base-size work lives in `bench`)."""
+    python = torch_python(session)
+    session.run(python, "-m", "pytest", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="venv")
+def lint(session: nox.Session) -> None:
+    """ruff check + ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks under tests/benchmarks/ (print ratios measured side by side in one run)."""
+    python = torch_python(session)
+    scripts = sorted((ROOT / "tests" / "benchmarks").glob("bench_*.py"))
+    wanted = set(session.posargs)
+    for script in scripts:
+        if wanted and script.stem not in wanted and script.stem.removeprefix("bench_") not in wanted:
+            continue
+        session.run(python, str(script), external=True)
