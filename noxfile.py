@@ -85,6 +85,13 @@ def tests(session: nox.Session) -> None:
     session.run(python, "-m", "pytest", *session.posargs, external=True)
 
 
+@nox.session
+def info(session: nox.Session) -> None:
+    """Print version, model presets (parameter counts) and the compute device."""
+    python = torch_python(session)
+    session.run(python, "-m", "hear_wavjepa.cli", "info", external=True)
+
+
 @nox.session(venv_backend="venv")
 def lint(session: nox.Session) -> None:
     """ruff check + ruff format --check."""
