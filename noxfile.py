@@ -21,7 +21,9 @@ nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).resolve().parent
-HOME = Path(os.environ.get("HEAR_WAVJEPA_HOME", Path.home() / ".cache" / "hear-wavjepa")).expanduser()
+HOME = Path(
+    os.environ.get("HEAR_WAVJEPA_HOME", Path.home() / ".cache" / "hear-wavjepa")
+).expanduser()
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 TORCH_VENV = HOME / "venvs" / f"torch-2.11-py{PY}"
 VALIDATE_VENV = HOME / "venvs" / f"validator-py{PY}"
@@ -33,13 +35,16 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _pip(session: nox.Session, python: Path | str, *args: str) -> None:
+    session.run(str(python), "-m", "pip", "install", "-q", *args, external=True)
+
+
 def _make_venv(session: nox.Session, venv: Path) -> Path:
     python = venv / "bin" / "python"
     if not python.exists():
         venv.parent.mkdir(parents=True, exist_ok=True)
         session.run(sys.executable, "-m", "venv", str(venv), external=True)
-        session.run(str(python), "-m", "pip", "install", "-q", "-U", "pip", "setuptools>=64",
-                    external=True)  # fmt: skip
+        _pip(session, python, "-U", "pip", "setuptools>=77")
     return python
 
 
@@ -50,11 +55,10 @@ def torch_python(session: nox.Session) -> str:
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != want:
         session.log(f"installing hear-wavjepa and its dependencies into {TORCH_VENV}")
-        session.run(str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]", external=True)
+        _pip(session, python, "-e", f"{ROOT}[dev]")
         _atomic_write(stamp, want)
     else:  # dependencies are current: only point the editable install at this checkout
-        session.run(str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "-e", str(ROOT), external=True)  # fmt: skip
+        _pip(session, python, "--no-deps", "--no-build-isolation", "-e", str(ROOT))
     return str(python)
 
 
@@ -89,7 +93,7 @@ def tests(session: nox.Session) -> None:
 def info(session: nox.Session) -> None:
     """Print version, model presets (parameter counts) and the compute device."""
     python = torch_python(session)
-    session.run(python, "-m", "hear_wavjepa.cli", "info", external=True)
+    session.run(python, "-m", "hear_wavjepa", "info", external=True)
 
 
 @nox.session(venv_backend="venv")
@@ -101,12 +105,73 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def validate(session: nox.Session) -> None:
+    """The real `hear-validator hear_wavjepa`: untrained default weights, then a tiny checkpoint."""
+    torch_py = torch_python(session)
+    python = _make_venv(session, VALIDATE_VENV)
+    stamp = VALIDATE_VENV / ".hear-wavjepa-validator"
+    if not stamp.exists():
+        _pip(session, python, "tensorflow-cpu")
+        _pip(session, python, "--no-deps", "--ignore-requires-python", "hearvalidator==2021.0.6")
+        _atomic_write(stamp, "ok")
+    # torch and hear_wavjepa come from the shared torch venv: its site-packages join the
+    # validator venv's path (after the venv's own), so torch is installed once per machine.
+    site_of = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    torch_site = subprocess.check_output([torch_py, "-c", site_of], text=True).strip()
+    own_site = subprocess.check_output([str(python), "-c", site_of], text=True).strip()
+    _atomic_write(
+        Path(own_site) / "hear_wavjepa_torch_venv.pth",
+        f"import site; site.addsitedir({torch_site!r})\n",
+    )
+    validator = str(VALIDATE_VENV / "bin" / "hear-validator")
+    env = {"HEAR_WAVJEPA_WEIGHTS": ""}
+    session.run(validator, "hear_wavjepa", external=True, env=env)
+    checkpoint = HOME / "validate" / "tiny.safetensors"
+    session.run(torch_py, "-m", "hear_wavjepa", "init", "tiny", str(checkpoint), external=True)
+    session.run(validator, "hear_wavjepa", "-m", str(checkpoint), external=True, env=env)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks under tests/benchmarks/ (print ratios measured side by side in one run)."""
     python = torch_python(session)
     scripts = sorted((ROOT / "tests" / "benchmarks").glob("bench_*.py"))
     wanted = set(session.posargs)
     for script in scripts:
-        if wanted and script.stem not in wanted and script.stem.removeprefix("bench_") not in wanted:
+        if (
+            wanted
+            and script.stem not in wanted
+            and script.stem.removeprefix("bench_") not in wanted
+        ):
             continue
         session.run(python, str(script), external=True)
+
+
+@nox.session(name="build-tasks")
+def build_tasks(session: nox.Session) -> None:
+    """Build the offline mini-HEAR suite at default scale (`-- [OUT] [--scale S] ...` to change)."""
+    packages = (ROOT / "tasks" / "apt-packages.txt").read_text().split()
+    ensure_apt(session, packages)
+    python = torch_python(session)
+    cli = str(Path(python).parent / "hear-wavjepa")
+    session.run(cli, "tasks", "build-mini", *(session.posargs or ["--overwrite"]), external=True)
+
+
+@nox.session
+def pretrain(session: nox.Session) -> None:
+    """Pretrain the tiny preset on CPU (train/tiny-cpu.yaml): `-- [CORPUS] [key=value ...]`.
+
+    CORPUS is a folder or glob of audio files or .tar shards (default $HEAR_WAVJEPA_HOME/corpus).
+    """
+    args = list(session.posargs)
+    corpus = args.pop(0) if args and "=" not in args[0] else str(HOME / "corpus")
+    if not any(ch in corpus for ch in "*?[") and not Path(corpus).expanduser().exists():
+        session.error(
+            f"no pretraining corpus at {corpus}. Give a folder of audio files (wav/flac/ogg, any "
+            "rate) or WebDataset .tar shards: `nox -s pretrain -- /path/to/audio`, or put them in "
+            f"{HOME / 'corpus'}"
+        )
+    python = torch_python(session)
+    cli = str(Path(python).parent / "hear-wavjepa")
+    recipe = str(ROOT / "train" / "tiny-cpu.yaml")
+    session.run(cli, "pretrain", "--config", recipe, f"data.path={corpus}", *args, external=True)

@@ -1,14 +1,18 @@
-"""`hear-wavjepa` command line. Each subcommand registers itself in `COMMANDS`; logic lives elsewhere."""
+"""`hear-wavjepa` command line: subcommands register in `COMMANDS`; their logic lives elsewhere."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Callable
 
 #: Modules that register subcommands with `@command` when imported (one line per feature area).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "hear_wavjepa.checkpoint_commands",
+    "hear_wavjepa.training.commands",
+    "hear_wavjepa.suites.commands",
+    "hear_wavjepa.evaluation.commands",
+]
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
 
@@ -44,9 +48,8 @@ def info(args: argparse.Namespace) -> int:
     print("presets (trainable parameters, counted on the meta device):")
     for name in PRESETS:
         counts = count_parameters(name)
-        print(
-            f"  {name:<9} trainable {counts['trainable']:>12,}   inference {counts['inference']:>12,}"
-        )
+        trainable, inference = counts["trainable"], counts["inference"]
+        print(f"  {name:<9} trainable {trainable:>12,}   inference {inference:>12,}")
     return 0
 
 
@@ -63,7 +66,3 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command][2](args) or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

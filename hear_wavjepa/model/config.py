@@ -52,7 +52,9 @@ class MaskingConfig:
 
     def __post_init__(self) -> None:
         if self.nat_order not in ("aligned", "interleaved"):
-            raise ValueError(f"nat_order must be 'aligned' or 'interleaved', got {self.nat_order!r}")
+            raise ValueError(
+                f"nat_order must be 'aligned' or 'interleaved', got {self.nat_order!r}"
+            )
         if not 0.0 <= self.min_context_ratio < 1.0:
             raise ValueError(f"min_context_ratio must be in [0, 1), got {self.min_context_ratio}")
         if self.groups < 1:
@@ -120,9 +122,13 @@ class WavJEPAConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown WavJEPAConfig keys {unknown}; expected a subset of {sorted(known)}")
+            raise ValueError(
+                f"unknown WavJEPAConfig keys {unknown}; expected a subset of {sorted(known)}"
+            )
         if "conv_layers" in data:
-            data["conv_layers"] = tuple(tuple(int(v) for v in layer) for layer in data["conv_layers"])
+            data["conv_layers"] = tuple(
+                tuple(int(v) for v in layer) for layer in data["conv_layers"]
+            )
         for key in ("encoder", "predictor"):
             if key in data and isinstance(data[key], dict):
                 data[key] = TransformerConfig(**data[key])
@@ -132,7 +138,7 @@ class WavJEPAConfig:
 
 
 def frames_for_samples(samples: int, conv_layers: tuple[tuple[int, int, int], ...]) -> int:
-    """L_{k+1} = floor((L_k - K_k) / S_k) + 1 through the conv stack; 0 if the input is too short."""
+    """L_{k+1} = floor((L_k - K_k) / S_k) + 1 through the conv stack; 0 if too short."""
     length = samples
     for _, kernel, stride in conv_layers:
         if length < kernel:

@@ -48,7 +48,9 @@ class FrontEnd(nn.Module):
     def __init__(self, config: WavJEPAConfig) -> None:
         super().__init__()
         self.config = config
-        self.stacks = nn.ModuleList(ConvStack(config.conv_layers) for _ in range(config.in_channels))
+        self.stacks = nn.ModuleList(
+            ConvStack(config.conv_layers) for _ in range(config.in_channels)
+        )
         conv_dim = config.conv_layers[-1][0]
         self.feature_norm = nn.LayerNorm(conv_dim, eps=1e-5)
         self.feature_proj = nn.Linear(conv_dim, config.encoder.dim)

@@ -68,12 +68,14 @@ class WavJEPA(nn.Module):
         """audio (N, C, crop_samples), standardised crops; masks over the N * S tokens."""
         expected = (self.config.in_channels, self.config.crop_samples)
         if audio.ndim != 3 or tuple(audio.shape[1:]) != expected:
-            raise ValueError(f"expected audio (N, {expected[0]}, {expected[1]}), got {tuple(audio.shape)}")
+            raise ValueError(
+                f"expected audio (N, {expected[0]}, {expected[1]}), got {tuple(audio.shape)}"
+            )
         n, seq = audio.shape[0], self.config.tokens_per_crop
         if masks.context.shape != (n, seq) or masks.targets.shape[::2] != (n, seq):
             raise ValueError(
-                f"masks do not fit {n} crops of {seq} tokens: context {tuple(masks.context.shape)}, "
-                f"targets {tuple(masks.targets.shape)}"
+                f"masks do not fit {n} crops of {seq} tokens: context "
+                f"{tuple(masks.context.shape)}, targets {tuple(masks.targets.shape)}"
             )
         local = self.encoder.frontend(audio)
 

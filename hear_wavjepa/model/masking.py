@@ -42,12 +42,14 @@ def sample_time_masks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One crop: context (frames,) and targets (groups, frames), redrawn until context is enough."""
     for _ in range(max_tries):
-        holes = sample_spans(rng, frames, config.context_prob, config.context_span,
-                             config.spans_reach_end)  # fmt: skip
+        holes = sample_spans(
+            rng, frames, config.context_prob, config.context_span, config.spans_reach_end
+        )
         targets = np.stack(
             [
-                sample_spans(rng, frames, config.target_prob, config.target_span,
-                             config.spans_reach_end)  # fmt: skip
+                sample_spans(
+                    rng, frames, config.target_prob, config.target_span, config.spans_reach_end
+                )
                 for _ in range(config.groups)
             ]
         )

@@ -27,11 +27,3 @@ def pack(x: torch.Tensor, keep: torch.Tensor) -> Packed:
     padding = torch.arange(length, device=x.device)[None, :] >= counts[:, None]
     return Packed(tokens, padding, order)
 
-
-def unpack_into(full: torch.Tensor, packed: torch.Tensor, p: Packed) -> torch.Tensor:
-    """Write packed tokens (B, L, D) back into a copy of `full` (B, S, D) at their positions."""
-    out = full.clone()
-    slots = (~p.padding)[..., None].expand_as(packed)
-    index = p.index[..., None].expand_as(packed)
-    current = out.gather(1, index)
-    return out.scatter(1, index, torch.where(slots, packed, current))

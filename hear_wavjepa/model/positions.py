@@ -6,7 +6,7 @@ import torch
 
 
 def sincos_1d(dim: int, positions: int) -> torch.Tensor:
-    """MAE-style table (positions, dim): all sines for positions 0.., then all cosines (not interleaved)."""
+    """MAE-style (positions, dim) table: all sines, then all cosines (not interleaved)."""
     if dim % 2:
         raise ValueError(f"sin-cos embedding needs an even dim, got {dim}")
     half = dim // 2
@@ -16,7 +16,7 @@ def sincos_1d(dim: int, positions: int) -> torch.Tensor:
 
 
 def binaural(dim: int, frames: int) -> torch.Tensor:
-    """(2 * frames, dim) for channel-major tokens: time code in the first dim/2, ear code in the rest.
+    """(2 * frames, dim) for channel-major tokens: time code in dims < dim/2, ear code above.
 
     The ear code is zeros for the left ear and sincos_1d(dim/2) at position 0 (dim/4 zeros, then
     dim/4 ones) for the right ear.

@@ -26,7 +26,7 @@ def base_nat() -> WavJEPAConfig:
 
 
 def tiny() -> WavJEPAConfig:
-    """CPU-trainable: 128-ch front end, encoder 192 x 4, predictor 96 x 2; same token rate and masks."""
+    """CPU-sized: 128-ch front end, encoder 192 x 4, predictor 96 x 2; same tokens and masks."""
     return WavJEPAConfig(
         conv_layers=tuple((128, k, s) for _, k, s in WAVJEPA_CONV_LAYERS),
         encoder=TransformerConfig(dim=192, depth=4, heads=3, mlp_dim=768),
@@ -57,7 +57,7 @@ def preset(name: str) -> WavJEPAConfig:
 
 
 def count_parameters(config: WavJEPAConfig | str) -> dict[str, int]:
-    """Parameter counts of the training model, built on the meta device (no memory, no init cost)."""
+    """Parameter counts of the training model, built on the meta device (no memory used)."""
     from hear_wavjepa.model.jepa import WavJEPA
 
     if isinstance(config, str):

@@ -1,0 +1,229 @@
+"""Checkpoints: safetensors round trip, strict loading, corrupt files, the reference importer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hear_wavjepa import get_timestamp_embeddings, load_model
+from hear_wavjepa.checkpoint import (
+    CheckpointError,
+    load_encoder,
+    load_strict,
+    read_checkpoint,
+    save_checkpoint,
+)
+from hear_wavjepa.cli import main as cli
+from hear_wavjepa.model import WavJEPA, preset
+from hear_wavjepa.model.positions import positional_table
+from hear_wavjepa.reference import convert_reference
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return WavJEPA(preset("tiny"))
+
+
+def test_round_trip_is_bit_exact(tmp_path, tiny):
+    path = save_checkpoint(
+        tmp_path / "m.safetensors", tiny.state_dict(), tiny.config, step=42, extra={"note": "x"}
+    )
+    ckpt = read_checkpoint(path)
+    assert ckpt.config == tiny.config and ckpt.kind == "wavjepa"
+    assert ckpt.metadata["step"] == 42 and ckpt.metadata["extra"] == {"note": "x"}
+    state = tiny.state_dict()
+    assert set(ckpt.tensors) == set(state)
+    for name, value in state.items():
+        assert torch.equal(ckpt.tensors[name], value), name
+    assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file
+
+
+def test_hear_model_from_checkpoint_reads_the_architecture(tmp_path, tiny):
+    path = save_checkpoint(tmp_path / "m.safetensors", tiny.state_dict(), tiny.config)
+    model = load_model(str(path))
+    assert model.timestamp_embedding_size == 192
+    audio = torch.rand(2, 20_000) * 2 - 1
+    emb, _ = get_timestamp_embeddings(audio, model)
+    assert emb.shape == (2, 124, 192)  # (20,000 - 240) // 160 + 1 frames in one window
+    wave = audio[:, None]
+    wave = (wave - wave.mean(dim=(1, 2), keepdim=True)) / (
+        wave.std(dim=(1, 2), keepdim=True) + 1e-5
+    )
+    window = torch.nn.functional.pad(wave, (0, 32_159 - 20_000))
+    padding = torch.arange(200)[None].expand(2, -1) >= 124
+    with torch.no_grad():
+        expected = tiny.encoder.eval()(window, padding)[:, :124]
+    torch.testing.assert_close(emb, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="another architecture"):
+        load_model(str(path), preset="base")
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path, tiny):
+    path = save_checkpoint(tmp_path / "m.safetensors", tiny.state_dict(), tiny.config)
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.safetensors.*truncated or corrupt"):
+        read_checkpoint(tmp_path / "cut.safetensors")
+    damaged = bytearray(data)
+    damaged[-100] ^= 0xFF
+    (tmp_path / "bad.safetensors").write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        read_checkpoint(tmp_path / "bad.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(CheckpointError, match="not a hear-wavjepa checkpoint"):
+        read_checkpoint(tmp_path / "other.safetensors")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_wrong_architecture_lists_every_problem(tmp_path, tiny):
+    state = tiny.state_dict()
+    state.pop("encoder.frontend.feature_norm.bias")
+    state["encoder.extra"] = torch.zeros(1)
+    state["encoder.frontend.feature_proj.weight"] = torch.zeros(3, 3)
+    with pytest.raises(CheckpointError) as info:
+        load_strict(WavJEPA(preset("tiny")), state, "file.safetensors")
+    message = str(info.value)
+    assert "file.safetensors" in message
+    assert "missing keys: encoder.frontend.feature_norm.bias" in message
+    assert "unexpected keys: encoder.extra" in message
+    assert "feature_proj.weight: checkpoint (3, 3)" in message
+    nat = WavJEPA(preset("tiny-nat"))
+    path = save_checkpoint(tmp_path / "nat.safetensors", nat.state_dict(), tiny.config)
+    with pytest.raises(CheckpointError, match="unexpected keys: frontend.stacks.1"):
+        load_encoder(path)
+
+
+def test_cli_init_writes_a_loadable_checkpoint(tmp_path, capsys):
+    out = tmp_path / "tiny.safetensors"
+    assert cli(["init", "tiny", str(out), "--seed", "3"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    _, ckpt = load_encoder(out)
+    assert ckpt.config == preset("tiny") and ckpt.metadata["step"] == 0
+
+
+# -- the reference's Lightning layout, rebuilt from torch.nn modules ---------------------------
+
+
+def _reference_conv_stack(config) -> nn.ModuleList:
+    layers, in_ch = [], 1
+    for i, (out_ch, kernel, stride) in enumerate(config.conv_layers):
+        block = [nn.Conv1d(in_ch, out_ch, kernel, stride=stride, bias=False), nn.Dropout(0.0)]
+        if i == 0:
+            block.append(nn.GroupNorm(out_ch, out_ch, affine=True))
+        block.append(nn.GELU())
+        layers.append(nn.Sequential(*block))
+        in_ch = out_ch
+    return nn.ModuleList(layers)
+
+
+def _reference_transformer(cfg) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        cfg.dim,
+        cfg.heads,
+        cfg.mlp_dim,
+        dropout=0.0,
+        activation="gelu",
+        layer_norm_eps=1e-6,
+        batch_first=True,
+        norm_first=False,
+    )
+    return nn.TransformerEncoder(
+        layer, cfg.depth, norm=nn.LayerNorm(cfg.dim), enable_nested_tensor=False
+    )
+
+
+class ReferenceLikeJEPA(nn.Module):
+    """The reference's module naming (spec §13), built from stock torch.nn modules."""
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.config = config
+        extract = nn.Module()
+        if config.in_channels == 1:
+            extract.cnn = _reference_conv_stack(config)
+        else:
+            extract.cnns = nn.ModuleList(_reference_conv_stack(config) for _ in range(2))
+        self.extract_audio = extract
+        conv_dim = config.conv_layers[-1][0]
+        self.feature_norms = nn.LayerNorm(conv_dim)
+        self.post_extraction_mapper = nn.Linear(conv_dim, config.encoder.dim)
+        self.encoder = _reference_transformer(config.encoder)
+        self.teacher_encoder = _reference_transformer(config.encoder)
+        self.decoder = _reference_transformer(config.predictor)
+        self.encoder_to_decoder_mapper = nn.Linear(config.encoder.dim, config.predictor.dim)
+        self.decoder_to_encoder_mapper = nn.Linear(config.predictor.dim, config.encoder.dim)
+        self.mask_token = nn.Parameter(torch.randn(1, 1, config.predictor.dim) * 0.02)
+        frames, ch = config.frames_per_crop, config.in_channels
+        self.pos_encoding_encoder = nn.Parameter(
+            positional_table(config.encoder.dim, frames, ch)[None], requires_grad=False
+        )
+        self.pos_encoding_decoder = nn.Parameter(
+            positional_table(config.predictor.dim, frames, ch)[None], requires_grad=False
+        )
+
+    def encode(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, C, 32159) -> (B, C * 200, D): the reference's get_audio_representation."""
+        stacks = (
+            [self.extract_audio.cnn] if self.config.in_channels == 1 else self.extract_audio.cnns
+        )
+        feats = []
+        for c, stack in enumerate(stacks):
+            x = wave[:, c : c + 1]
+            for block in stack:
+                x = block(x)
+            feats.append(x.transpose(1, 2))
+        x = self.post_extraction_mapper(self.feature_norms(torch.cat(feats, dim=1)))
+        return self.encoder.train()(x + self.pos_encoding_encoder)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-nat"])
+def test_reference_layout_imports_to_identical_outputs(tmp_path, name):
+    torch.manual_seed(1)
+    config = preset(name)
+    reference = ReferenceLikeJEPA(config)
+    state = reference.state_dict()
+    # torch.compile'd extractors carry an `_orig_mod.` prefix (spec §13)
+    state = {k.replace("extract_audio.", "extract_audio._orig_mod."): v for k, v in state.items()}
+    torch.save({"state_dict": state, "global_step": 375_000}, tmp_path / "ref.ckpt")
+    out = convert_reference(tmp_path / "ref.ckpt", tmp_path / "ours.safetensors")
+    ckpt = read_checkpoint(out)
+    assert ckpt.kind == "wavjepa" and ckpt.config.in_channels == config.in_channels
+    assert ckpt.config.encoder == config.encoder and ckpt.config.predictor == config.predictor
+    encoder, _ = load_encoder(out)
+    wave = torch.randn(2, config.in_channels, 32_159)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(wave), reference.encode(wave), atol=1e-5, rtol=1e-5)
+    model = WavJEPA(ckpt.config)
+    model.load_state_dict(ckpt.tensors)
+    for name_, value in reference.teacher_encoder.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[name_], value)
+    assert torch.equal(model.predictor.mask_token, reference.mask_token)
+
+
+class _Opaque:
+    """A pickled object that weights_only loading must refuse."""
+
+
+def test_pickled_objects_are_refused_unless_trusted(tmp_path):
+    torch.manual_seed(0)
+    state = ReferenceLikeJEPA(preset("tiny")).state_dict()
+    torch.save({"state_dict": state, "hyper_parameters": _Opaque()}, tmp_path / "ref.ckpt")
+    with pytest.raises(CheckpointError, match="weights_only=True.*trust_pickle=True"):
+        convert_reference(tmp_path / "ref.ckpt", tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()
+    convert_reference(tmp_path / "ref.ckpt", tmp_path / "out.safetensors", trust_pickle=True)
+    assert read_checkpoint(tmp_path / "out.safetensors").kind == "wavjepa"
+
+
+def test_broken_reference_files(tmp_path):
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.ckpt"):
+        convert_reference(tmp_path / "junk.ckpt", tmp_path / "o.safetensors")
+    torch.save({"state_dict": {"something.else": torch.zeros(1)}}, tmp_path / "odd.ckpt")
+    with pytest.raises(CheckpointError, match="odd.ckpt"):
+        convert_reference(tmp_path / "odd.ckpt", tmp_path / "o.safetensors")
