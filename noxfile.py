@@ -106,7 +106,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def validate(session: nox.Session) -> None:
-    """The real `hear-validator hear_wavjepa`: untrained default weights, then a tiny checkpoint."""
+    """Real hear-validator runs: hear_wavjepa (untrained, tiny checkpoint) and HEAR-Naive."""
     torch_py = torch_python(session)
     python = _make_venv(session, VALIDATE_VENV)
     stamp = VALIDATE_VENV / ".hear-wavjepa-validator"
@@ -129,6 +129,7 @@ def validate(session: nox.Session) -> None:
     checkpoint = HOME / "validate" / "tiny.safetensors"
     session.run(torch_py, "-m", "hear_wavjepa", "init", "tiny", str(checkpoint), external=True)
     session.run(validator, "hear_wavjepa", "-m", str(checkpoint), external=True, env=env)
+    session.run(validator, "hear_wavjepa.baselines.naive", external=True)
 
 
 @nox.session

@@ -9,11 +9,10 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from hear_contract import SR, check_model, check_scene_output, check_timestamp_output
 
 import hear_wavjepa
 from hear_wavjepa import get_scene_embeddings, get_timestamp_embeddings, load_model
-
-SR = 16_000
 
 
 @pytest.fixture(scope="module")
@@ -34,29 +33,17 @@ def _audio(batch: int, samples: int, channels: int | None = None, seed: int = 0)
 
 def test_model_attributes(mono, nat):
     for model in (mono, nat):
-        assert isinstance(model, torch.nn.Module)
-        assert model.sample_rate in (16000, 22050, 32000, 44100, 48000)
-        assert type(model.scene_embedding_size) is int
-        assert type(model.timestamp_embedding_size) is int
+        check_model(model)
         assert model.scene_embedding_size == model.timestamp_embedding_size == 192
 
 
 def _check_timestamps(emb: torch.Tensor, ts: torch.Tensor, samples: int, size: int) -> None:
-    """hear-validator's checks (errors and warnings), plus the exact 10 ms grid."""
-    assert emb.dtype == torch.float32 and emb.ndim == 3 and ts.ndim == 2
-    assert emb.shape[:2] == ts.shape and emb.shape[2] == size
-    assert torch.isfinite(emb).all()
-    t = ts.numpy()
-    duration_ms = 1000 * samples / SR
-    assert t.max() <= duration_ms  # never past the clip
-    if t.shape[1] > 1:
-        d = np.diff(t, axis=1)
-        assert np.abs(d - d.mean()).max() <= 1.0  # regular within 1 ms
-        assert np.allclose(d, 10.0)
-        assert t.min() <= d.mean()  # starts on time
-        # the last full frame's centre: at most hop + RF/2 = 17.5 ms before the end
-        assert t.max() >= duration_ms - 17.5 - 1e-6
-        assert t.max() >= duration_ms - 50  # hear-validator's end-coverage warning
+    """The contract, plus the exact 10 ms grid of centred frames (7.5 + 10 i ms)."""
+    # the last full frame's centre lies at most hop + RF/2 = 17.5 ms before the end
+    check_timestamp_output(emb, ts, emb.shape[0], samples, size, max_gap_ms=17.5)
+    if ts.shape[1] > 1:
+        t = ts.numpy()
+        assert np.allclose(np.diff(t, axis=1), 10.0)
         assert np.allclose(t[0], 7.5 + 10 * np.arange(t.shape[1]))
 
 
@@ -86,7 +73,7 @@ def test_scene_embeddings_contract(mono, nat, batch):
     for model in (mono, nat):
         audio = _audio(batch, 43_840)
         scene = get_scene_embeddings(audio, model)
-        assert scene.dtype == torch.float32 and scene.shape == (batch, model.scene_embedding_size)
+        check_scene_output(scene, batch, model.scene_embedding_size)
         emb, _ = get_timestamp_embeddings(audio, model)
         torch.testing.assert_close(scene, emb.mean(dim=1))
 

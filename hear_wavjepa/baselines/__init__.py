@@ -1,0 +1,1 @@
+"""Baseline HEAR modules of the project's own (the tables' floor rows)."""
