@@ -1,0 +1,1 @@
+"""Evaluation harness: HEAR task folders, embedding, downstream protocols, scores and tables."""

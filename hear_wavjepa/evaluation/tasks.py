@@ -1,0 +1,302 @@
+"""Read and validate a HEAR task folder (hear-preprocess layout, spec/hear.md §A2).
+
+A task folder holds `task_metadata.json`, `labelvocabulary.csv` (`idx,label`), one `<split>.json`
+per split and `<sample_rate>/<split>/<file>.wav`. `load_task` checks all of it and returns a frozen
+`Task`; every problem raises `TaskError` (a ValueError) naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import soundfile
+
+EmbeddingType = Literal["scene", "event"]
+PredictionType = Literal["multiclass", "multilabel"]
+
+SPLIT_MODES = ("trainvaltest", "new_split_kfold", "presplit_kfold")
+TVT_SPLITS = ("train", "valid", "test")
+_REQUIRED_KEYS = ("task_name", "embedding_type", "prediction_type", "split_mode", "evaluation")
+
+
+class TaskError(ValueError):
+    """A HEAR task folder is missing something or holds something malformed."""
+
+    def __init__(self, path: Path | str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Event:
+    """One labelled event of an event-task clip; times in milliseconds from the clip start."""
+
+    label: str
+    start_ms: float
+    end_ms: float
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio file of a split: `labels` for scene tasks, `events` for event tasks."""
+
+    filename: str
+    labels: tuple[str, ...]
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A validated HEAR task folder: `labels` in idx order, `evaluation[0]` the primary metric."""
+
+    path: Path
+    task_name: str
+    version: str
+    mode: str
+    embedding_type: EmbeddingType
+    prediction_type: PredictionType
+    split_mode: str
+    nfolds: int | None
+    splits: tuple[str, ...]
+    sample_duration: float | None
+    evaluation: tuple[str, ...]
+    labels: tuple[str, ...]
+    sample_rates: tuple[int, ...]
+    clips: dict[str, tuple[Clip, ...]]
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The folder name, e.g. `esc50-v2.0.0-full`."""
+        return self.path.name
+
+    @property
+    def primary_metric(self) -> str:
+        return self.evaluation[0]
+
+    def wav_path(self, split: str, clip: Clip, sample_rate: int = 16000) -> Path:
+        """Where `clip` of `split` lies at `sample_rate` Hz."""
+        return self.path / str(sample_rate) / split / clip.filename
+
+    def protocol_splits(self) -> list[tuple[tuple[str, ...], str, str]]:
+        """heareval's (train splits, valid split, test split) list (spec/hear.md §A3.2).
+
+        trainvaltest gives one entry; k folds give, for each i, test fold i, valid fold (i+1) mod k
+        and train the remaining folds, in split order.
+        """
+        if self.split_mode == "trainvaltest":
+            return [(("train",), "valid", "test")]
+        k = len(self.splits)
+        out = []
+        for i, test in enumerate(self.splits):
+            valid = self.splits[(i + 1) % k]
+            train = tuple(s for s in self.splits if s not in (test, valid))
+            out.append((train, valid, test))
+        return out
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise TaskError(path, "file is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TaskError(path, f"malformed JSON ({err})") from err
+
+
+def _read_vocabulary(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        raise TaskError(path, "file is missing")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0]] != ["idx", "label"]:
+        raise TaskError(path, f"header must be 'idx,label', got {rows[0] if rows else 'nothing'}")
+    labels: dict[int, str] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != 2:
+            raise TaskError(path, f"line {line}: expected 2 columns, got {len(row)}")
+        try:
+            idx = int(row[0])
+        except ValueError as err:
+            raise TaskError(path, f"line {line}: idx {row[0]!r} is not an integer") from err
+        if idx in labels:
+            raise TaskError(path, f"line {line}: idx {idx} appears twice")
+        labels[idx] = row[1]
+    if sorted(labels) != list(range(len(labels))):
+        raise TaskError(path, f"idx values must be 0..{len(labels) - 1} without gaps")
+    if not labels:
+        raise TaskError(path, "no labels")
+    if len(set(labels.values())) != len(labels):
+        raise TaskError(path, "a label appears twice")
+    return tuple(labels[i] for i in range(len(labels)))
+
+
+def _metadata_splits(path: Path, meta: dict[str, Any]) -> tuple[tuple[str, ...], int | None]:
+    mode = meta["split_mode"]
+    if mode not in SPLIT_MODES:
+        raise TaskError(path, f"split_mode {mode!r} is not one of {SPLIT_MODES}")
+    if mode == "trainvaltest":
+        expected: tuple[str, ...] = TVT_SPLITS
+        nfolds = None
+    else:
+        nfolds = meta.get("nfolds")
+        if not isinstance(nfolds, int) or isinstance(nfolds, bool) or nfolds < 3:
+            raise TaskError(path, f"split_mode {mode} needs an integer nfolds >= 3, got {nfolds!r}")
+        expected = tuple(f"fold{i:02d}" for i in range(nfolds))
+    splits = meta.get("splits", list(expected))
+    if tuple(splits) != expected:
+        raise TaskError(
+            path, f"splits {splits} do not match split_mode {mode}: expected {expected}"
+        )
+    return expected, nfolds
+
+
+def _scene_labels(path: Path, name: str, value: Any, multiclass: bool) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TaskError(path, f"{name}: scene labels must be a list, got {type(value).__name__}")
+    labels = tuple(str(v) for v in value)
+    if multiclass and len(labels) != 1:
+        raise TaskError(path, f"{name}: a multiclass clip needs exactly 1 label, got {len(labels)}")
+    return labels
+
+
+def _events(path: Path, name: str, value: Any, duration_ms: float | None) -> tuple[Event, ...]:
+    if not isinstance(value, list):
+        raise TaskError(path, f"{name}: events must be a list, got {type(value).__name__}")
+    events = []
+    for i, ev in enumerate(value):
+        if not isinstance(ev, dict) or not {"label", "start", "end"} <= set(ev):
+            raise TaskError(path, f"{name}: event {i} needs keys label, start, end; got {ev!r}")
+        start, end = ev["start"], ev["end"]
+        numeric = all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (start, end))
+        if not numeric or not (math.isfinite(start) and math.isfinite(end)):
+            raise TaskError(path, f"{name}: event {i} times must be finite numbers, got {ev!r}")
+        if not 0 <= start < end:
+            raise TaskError(path, f"{name}: event {i} needs 0 <= start < end (ms), got {ev!r}")
+        if duration_ms is not None and (start >= duration_ms or end > duration_ms + 1e-6):
+            raise TaskError(
+                path, f"{name}: event {i} lies beyond the clip ({duration_ms} ms): {ev!r}"
+            )
+        events.append(Event(str(ev["label"]), float(start), float(end)))
+    return tuple(events)
+
+
+def _check_wav(path: Path, sample_rate: int, duration: float | None) -> None:
+    if not path.is_file():
+        raise TaskError(path, "wav named in the split file is missing")
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise TaskError(path, f"unreadable wav ({err})") from err
+    if info.samplerate != sample_rate:
+        raise TaskError(path, f"sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
+    if duration is not None and abs(info.frames - round(duration * sample_rate)) > 1:
+        raise TaskError(
+            path, f"{info.frames} samples, expected {duration} s = {round(duration * sample_rate)}"
+        )
+
+
+def load_task(path: Path | str, sample_rate: int | None = None, check_audio: bool = True) -> Task:
+    """Read and validate the HEAR task folder `path`.
+
+    `sample_rate` names the audio rate whose wavs must all exist and be readable (default: every
+    rate folder present). `check_audio=False` skips opening the wavs (existence is still checked).
+    Raises TaskError naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise TaskError(path, "not a directory")
+    meta_path = path / "task_metadata.json"
+    if not meta_path.is_file():
+        raise TaskError(meta_path, "not a HEAR task folder: task_metadata.json is missing")
+    meta = _read_json(meta_path)
+    if not isinstance(meta, dict):
+        raise TaskError(meta_path, "must hold a JSON object")
+    missing = [k for k in _REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise TaskError(meta_path, f"missing keys {missing}")
+    if meta["embedding_type"] not in ("scene", "event"):
+        raise TaskError(
+            meta_path, f"embedding_type must be scene or event: {meta['embedding_type']!r}"
+        )
+    if meta["prediction_type"] not in ("multiclass", "multilabel"):
+        raise TaskError(
+            meta_path, f"prediction_type must be multiclass|multilabel: {meta['prediction_type']!r}"
+        )
+    evaluation = meta["evaluation"]
+    if not isinstance(evaluation, list) or not evaluation:
+        raise TaskError(meta_path, f"evaluation must be a non-empty list, got {evaluation!r}")
+    duration = meta.get("sample_duration")
+    if duration is not None and (not isinstance(duration, (int, float)) or duration <= 0):
+        raise TaskError(
+            meta_path, f"sample_duration must be positive seconds or null: {duration!r}"
+        )
+    splits, nfolds = _metadata_splits(meta_path, meta)
+    labels = _read_vocabulary(path / "labelvocabulary.csv")
+    vocab = set(labels)
+
+    rates = tuple(sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()))
+    if not rates:
+        raise TaskError(path, "no <sample_rate>/ audio folder")
+    wanted = rates if sample_rate is None else (sample_rate,)
+    if sample_rate is not None and sample_rate not in rates:
+        raise TaskError(path / str(sample_rate), f"audio folder is missing (present: {rates})")
+
+    is_event = meta["embedding_type"] == "event"
+    multiclass = meta["prediction_type"] == "multiclass"
+    duration_ms = None if duration is None else float(duration) * 1000.0
+    clips: dict[str, tuple[Clip, ...]] = {}
+    for split in splits:
+        split_path = path / f"{split}.json"
+        table = _read_json(split_path)
+        if not isinstance(table, dict):
+            raise TaskError(split_path, "must hold a JSON object {filename: labels}")
+        if not table:
+            raise TaskError(split_path, "the split has no clips")
+        split_clips = []
+        for name in sorted(table):
+            if "/" in name or not name.endswith(".wav"):
+                raise TaskError(split_path, f"{name!r} is not a bare .wav filename")
+            if is_event:
+                events = _events(split_path, name, table[name], duration_ms)
+                used, scene = {e.label for e in events}, ()
+            else:
+                scene = _scene_labels(split_path, name, table[name], multiclass)
+                used, events = set(scene), ()
+            unknown = sorted(used - vocab)
+            if unknown:
+                raise TaskError(
+                    split_path, f"{name}: labels {unknown} are not in labelvocabulary.csv"
+                )
+            for rate in wanted:
+                wav = path / str(rate) / split / name
+                if check_audio:
+                    _check_wav(wav, rate, duration)
+                elif not wav.is_file():
+                    raise TaskError(wav, "wav named in the split file is missing")
+            split_clips.append(Clip(name, scene, events))
+        clips[split] = tuple(split_clips)
+
+    return Task(
+        path=path,
+        task_name=str(meta["task_name"]),
+        version=str(meta.get("version", "")),
+        mode=str(meta.get("mode", "")),
+        embedding_type=meta["embedding_type"],
+        prediction_type=meta["prediction_type"],
+        split_mode=meta["split_mode"],
+        nfolds=nfolds,
+        splits=splits,
+        sample_duration=None if duration is None else float(duration),
+        evaluation=tuple(str(m) for m in evaluation),
+        labels=labels,
+        sample_rates=rates,
+        clips=clips,
+        metadata=meta,
+    )

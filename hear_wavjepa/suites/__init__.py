@@ -1,0 +1,1 @@
+"""Task-suite builders: the offline mini-HEAR suite (`suites.mini`)."""

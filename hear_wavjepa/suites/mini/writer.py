@@ -1,0 +1,68 @@
+"""Write one HEAR task folder exactly as hear-preprocess lays it out (spec/hear.md §A2).
+
+`task_metadata.json`, `labelvocabulary.csv`, `<split>.json` and `16000/<split>/<file>.wav`
+(PCM-16 mono), plus `SOURCES.md` (licences and attributions). JSON has sorted keys and no
+timestamps, and samples are quantised by `signal.to_pcm16`: the same inputs give identical bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from hear_wavjepa.suites.mini.attributions import sources_markdown
+from hear_wavjepa.suites.mini.recipe import TaskRecipe
+from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, to_pcm16
+
+
+def dump_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+class TaskWriter:
+    """Collects clips of one task under `root`; `finish` writes the metadata files."""
+
+    def __init__(self, root: Path, recipe: TaskRecipe, labels: Sequence[str]):
+        self.root, self.recipe, self.labels = Path(root), recipe, list(labels)
+        self.tables: dict[str, dict[str, Any]] = {s: {} for s in recipe.splits}
+        self.n_samples = round(recipe.duration * SAMPLE_RATE)
+
+    def _target(self, split: str, name: str, labels: Any) -> Path:
+        if split not in self.tables:
+            raise ValueError(f"{self.recipe.task_name}: unknown split {split!r}")
+        if name in self.tables[split]:
+            raise ValueError(f"{self.recipe.task_name}: {split}/{name} written twice")
+        self.tables[split][name] = labels
+        folder = self.root / str(SAMPLE_RATE) / split
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    def add(self, split: str, name: str, audio: np.ndarray, labels: Any) -> None:
+        """Write `audio` (float32 (samples,), `duration` s at 16 kHz) to `<split>/<name>`."""
+        if audio.shape != (self.n_samples,):
+            raise ValueError(f"{name}: audio shape {audio.shape}, expected ({self.n_samples},)")
+        path = self._target(split, name, labels)
+        soundfile.write(path, to_pcm16(audio), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+    def link(self, split: str, name: str, source: Path, labels: Any) -> None:
+        """Hard-link an existing wav (same file system) instead of writing a copy."""
+        os.link(source, self._target(split, name, labels))
+
+    def finish(
+        self, sources: Sequence[str], versions: dict[str, str] | None = None, notes: str = ""
+    ) -> None:
+        """Write task_metadata.json, labelvocabulary.csv, one json per split and SOURCES.md."""
+        dump_json(self.root / "task_metadata.json", self.recipe.metadata())
+        rows = ["idx,label"] + [f"{i},{label}" for i, label in enumerate(self.labels)]
+        (self.root / "labelvocabulary.csv").write_text("\n".join(rows) + "\n")
+        for split, table in self.tables.items():
+            dump_json(self.root / f"{split}.json", table)
+        (self.root / "SOURCES.md").write_text(
+            sources_markdown(self.recipe, sources, versions, notes)
+        )

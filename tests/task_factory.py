@@ -1,0 +1,59 @@
+"""Small, valid HEAR task folders with real WAV files, for tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+SR = 16000
+
+
+def write_task(
+    root: Path,
+    *,
+    embedding: str = "scene",
+    prediction: str = "multiclass",
+    nfolds: int | None = None,
+    labels: tuple[str, ...] = ("cat", "dog"),
+    table: dict[str, dict] | None = None,
+    duration: float = 0.5,
+) -> Path:
+    """A valid HEAR task folder with 2 clips per split; `table` replaces some splits' contents."""
+    splits = (
+        ["train", "valid", "test"] if nfolds is None else [f"fold{i:02d}" for i in range(nfolds)]
+    )
+    meta = {
+        "task_name": "toy",
+        "version": "v0",
+        "mode": "full",
+        "embedding_type": embedding,
+        "prediction_type": prediction,
+        "split_mode": "trainvaltest" if nfolds is None else "new_split_kfold",
+        "splits": splits,
+        "sample_duration": duration,
+        "evaluation": ["top1_acc", "mAP"],
+    }
+    if nfolds is not None:
+        meta["nfolds"] = nfolds
+    root.mkdir(parents=True)
+    (root / "task_metadata.json").write_text(json.dumps(meta))
+    rows = "\n".join(f"{i},{label}" for i, label in enumerate(labels))
+    (root / "labelvocabulary.csv").write_text(f"idx,label\n{rows}\n")
+    if embedding == "event":
+        value = [{"label": labels[0], "start": 10.0, "end": 200.0}]
+        default = {s: {f"{s}_{i}.wav": value for i in range(2)} for s in splits}
+    else:
+        default = {s: {f"{s}_{i}.wav": [labels[i % len(labels)]] for i in range(2)} for s in splits}
+    table = {**default, **(table or {})}
+    rng = np.random.default_rng(0)
+    for split in splits:
+        (root / f"{split}.json").write_text(json.dumps(table[split]))
+        folder = root / str(SR) / split
+        folder.mkdir(parents=True)
+        for name in table[split]:
+            audio = (0.1 * rng.standard_normal(round(duration * SR))).astype(np.float32)
+            soundfile.write(folder / name, audio, SR, subtype="PCM_16")
+    return root

@@ -1,0 +1,203 @@
+"""The HEAR task-folder reader/validator on small hand-made folders, and the build's refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from task_factory import SR, write_task
+
+from hear_wavjepa.evaluation.tasks import TaskError, load_task
+from hear_wavjepa.suites.mini.build import build_mini
+
+
+def test_reads_a_scene_task(tmp_path):
+    task = load_task(write_task(tmp_path / "toy-v0-full"), sample_rate=SR)
+    assert task.name == "toy-v0-full"
+    assert task.labels == ("cat", "dog")
+    assert task.primary_metric == "top1_acc"
+    assert task.splits == ("train", "valid", "test")
+    assert [c.labels for c in task.clips["train"]] == [("cat",), ("dog",)]
+    assert task.sample_rates == (SR,)
+    assert task.wav_path("test", task.clips["test"][0]).is_file()
+    assert task.protocol_splits() == [(("train",), "valid", "test")]
+
+
+def test_kfold_protocol_splits_follow_heareval(tmp_path):
+    task = load_task(write_task(tmp_path / "k", nfolds=5))
+    folds = [f"fold{i:02d}" for i in range(5)]
+    assert task.nfolds == 5 and task.splits == tuple(folds)
+    splits = task.protocol_splits()
+    assert len(splits) == 5
+    assert splits[0] == (("fold02", "fold03", "fold04"), "fold01", "fold00")
+    assert splits[4] == (("fold01", "fold02", "fold03"), "fold00", "fold04")
+    for train, valid, test in splits:
+        assert sorted([*train, valid, test]) == folds
+
+
+def test_reads_an_event_task(tmp_path):
+    task = load_task(write_task(tmp_path / "ev", embedding="event", prediction="multilabel"))
+    clip = task.clips["train"][0]
+    assert clip.labels == () and len(clip.events) == 1
+    assert (clip.events[0].label, clip.events[0].start_ms, clip.events[0].end_ms) == (
+        "cat",
+        10,
+        200,
+    )
+
+
+def test_error_is_a_value_error_naming_the_file(tmp_path):
+    with pytest.raises(ValueError, match="task_metadata.json"):
+        load_task(tmp_path)
+
+
+def test_not_a_task_folder(tmp_path):
+    (tmp_path / "some.txt").write_text("hello")
+    with pytest.raises(TaskError, match="not a HEAR task folder"):
+        load_task(tmp_path)
+    with pytest.raises(TaskError, match="not a directory"):
+        load_task(tmp_path / "some.txt")
+
+
+def test_malformed_metadata(tmp_path):
+    root = write_task(tmp_path / "t")
+    (root / "task_metadata.json").write_text("{not json")
+    with pytest.raises(TaskError, match=r"task_metadata.json: malformed JSON"):
+        load_task(root)
+    (root / "task_metadata.json").write_text(json.dumps({"task_name": "x"}))
+    with pytest.raises(TaskError, match="missing keys"):
+        load_task(root)
+
+
+def test_bad_split_mode_and_folds(tmp_path):
+    root = write_task(tmp_path / "t")
+    meta = json.loads((root / "task_metadata.json").read_text())
+    meta["split_mode"] = "new_split_kfold"
+    (root / "task_metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(TaskError, match="nfolds"):
+        load_task(root)
+
+
+def test_bad_vocabulary(tmp_path):
+    root = write_task(tmp_path / "t")
+    (root / "labelvocabulary.csv").write_text("index,name\n0,cat\n")
+    with pytest.raises(TaskError, match=r"labelvocabulary.csv: header"):
+        load_task(root)
+    (root / "labelvocabulary.csv").write_text("idx,label\n0,cat\n2,dog\n")
+    with pytest.raises(TaskError, match="without gaps"):
+        load_task(root)
+
+
+def test_split_names_a_missing_wav(tmp_path):
+    root = write_task(tmp_path / "t")
+    (root / "16000" / "valid" / "valid_1.wav").unlink()
+    with pytest.raises(TaskError, match=r"valid_1.wav: wav named in the split file is missing"):
+        load_task(root)
+    with pytest.raises(TaskError, match="missing"):
+        load_task(root, check_audio=False)
+
+
+def test_unreadable_wav(tmp_path):
+    root = write_task(tmp_path / "t")
+    (root / "16000" / "test" / "test_0.wav").write_bytes(b"RIFF????WAVEnot really audio")
+    with pytest.raises(TaskError, match=r"test_0.wav: unreadable wav"):
+        load_task(root)
+
+
+def test_wrong_sample_rate_folder_and_duration(tmp_path):
+    root = write_task(tmp_path / "t")
+    with pytest.raises(TaskError, match="48000: audio folder is missing"):
+        load_task(root, sample_rate=48000)
+    soundfile.write(root / "16000" / "train" / "train_0.wav", np.zeros(100), SR)
+    with pytest.raises(TaskError, match="expected 0.5 s"):
+        load_task(root)
+
+
+def test_empty_split(tmp_path):
+    with pytest.raises(TaskError, match=r"valid.json: the split has no clips"):
+        load_task(write_task(tmp_path / "t", table={"valid": {}}))
+
+
+def test_label_not_in_vocabulary(tmp_path):
+    root = write_task(tmp_path / "t", table={"train": {"a.wav": ["cow"]}})
+    with pytest.raises(TaskError, match=r"train.json: a.wav: labels \['cow'\] are not in"):
+        load_task(root)
+
+
+def test_multiclass_needs_exactly_one_label(tmp_path):
+    table = {"train": {"a.wav": ["cat", "dog"]}}
+    with pytest.raises(TaskError, match="exactly 1 label"):
+        load_task(write_task(tmp_path / "t", table=table))
+    multilabel = write_task(tmp_path / "m", table=table, prediction="multilabel")
+    assert load_task(multilabel).clips["train"][0].labels == ("cat", "dog")
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ({"label": "cat", "start": 300.0, "end": 100.0}, "start < end"),
+        ({"label": "cat", "start": 100.0, "end": 900.0}, "beyond the clip"),
+        ({"label": "cat", "start": "0", "end": 100.0}, "finite numbers"),
+        ({"label": "cat", "start": 0.0}, "needs keys"),
+        ({"label": "cow", "start": 0.0, "end": 100.0}, "not in labelvocabulary"),
+    ],
+)
+def test_invalid_events(tmp_path, event, problem):
+    table = {"train": {"a.wav": [event]}}
+    root = write_task(tmp_path / "t", embedding="event", prediction="multilabel", table=table)
+    with pytest.raises(TaskError, match=problem):
+        load_task(root)
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_build_refuses_non_empty_out_and_touches_nothing(tmp_path):
+    out = tmp_path / "suite"
+    write_task(out / "toy-v0-full")
+    (out / "notes.txt").write_text("mine")
+    before = _tree_digest(out)
+    with pytest.raises(ValueError, match="not empty; pass --overwrite"):
+        build_mini(out, scale=0.01, progress=False)
+    with pytest.raises(ValueError, match="unknown task"):
+        build_mini(out, scale=0.01, overwrite=True, only=["no_such_task"], progress=False)
+    assert _tree_digest(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "toy-v0-full"]
+
+
+def test_failed_build_damages_nothing_already_written(tmp_path):
+    """A task whose builder fails leaves the tasks already in OUT as they were, and no temp dir."""
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text(
+        "version: v1\ntasks:\n"
+        "  - {task_name: toy, short: t, builder: keywords, embedding: scene,\n"
+        "     prediction: multiclass, evaluation: [top1_acc], split: trainvaltest,\n"
+        "     duration: 1.0, clips: 10, params: {}}\n"
+    )
+    out = tmp_path / "suite"
+    write_task(out / "toy-v1-full")
+    before = _tree_digest(out)
+    with pytest.raises(KeyError):
+        build_mini(out, scale=1.0, overwrite=True, recipe_path=recipe, progress=False)
+    assert _tree_digest(out) == before
+    assert [p.name for p in out.iterdir()] == ["toy-v1-full"]
+
+
+def test_cli_check_and_refusal(tmp_path, capsys):
+    from hear_wavjepa.cli import main
+
+    root = write_task(tmp_path / "toy-v0-full", nfolds=3)
+    assert main(["tasks", "check", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "ok toy-v0-full: scene/multiclass, 2 labels, top1_acc, fold00=2" in out
+    with pytest.raises(ValueError, match="not empty"):
+        main(["tasks", "build-mini", str(tmp_path), "--scale", "0.01"])
