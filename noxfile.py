@@ -82,9 +82,21 @@ def _dpkg_installed(package: str) -> bool:
     return out.returncode == 0 and out.stdout.strip().endswith("installed")
 
 
+def apt_packages() -> list[str]:
+    """Debian packages the task builders and scene renderer need (tasks/apt-packages*.txt)."""
+    names: list[str] = []
+    for path in sorted((ROOT / "tasks").glob("apt-packages*.txt")):
+        for line in path.read_text().splitlines():
+            name = line.split("#", 1)[0].strip()
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (tiny presets; base-size work lives in `bench`)."""
+    ensure_apt(session, apt_packages())
     python = torch_python(session)
     session.run(python, "-m", "pytest", *session.posargs, external=True)
 
@@ -151,8 +163,7 @@ def bench(session: nox.Session) -> None:
 @nox.session(name="build-tasks")
 def build_tasks(session: nox.Session) -> None:
     """Build the offline mini-HEAR suite at default scale (`-- [OUT] [--scale S] ...` to change)."""
-    packages = (ROOT / "tasks" / "apt-packages.txt").read_text().split()
-    ensure_apt(session, packages)
+    ensure_apt(session, apt_packages())
     python = torch_python(session)
     cli = str(Path(python).parent / "hear-wavjepa")
     session.run(cli, "tasks", "build-mini", *(session.posargs or ["--overwrite"]), external=True)
@@ -176,3 +187,33 @@ def pretrain(session: nox.Session) -> None:
     cli = str(Path(python).parent / "hear-wavjepa")
     recipe = str(ROOT / "train" / "tiny-cpu.yaml")
     session.run(cli, "pretrain", "--config", recipe, f"data.path={corpus}", *args, external=True)
+
+
+def _hear_wavjepa(session: nox.Session) -> str:
+    ensure_apt(session, apt_packages())
+    return str(Path(torch_python(session)).parent / "hear-wavjepa")
+
+
+@nox.session(name="eval-nat-hear")
+def eval_nat_hear(session: nox.Session) -> None:
+    """The main job. No arguments: the offline mini suite, clean and Nat, with the default models
+    (random-init tiny, pretrained tiny, HEAR-Naive). `-- --tasks-dir DIR [...]`: real HEAR tasks."""
+    cli = _hear_wavjepa(session)
+    args = session.posargs
+    suites = ["hear", "nat-hear"] if "--tasks-dir" in args else ["mini", "mini-nat"]
+    session.run(cli, "eval", "--suite", *suites, *args, external=True)
+
+
+@nox.session(name="eval-hear")
+def eval_hear(session: nox.Session) -> None:
+    """As eval-nat-hear, on the clean suite only."""
+    cli = _hear_wavjepa(session)
+    suite = "hear" if "--tasks-dir" in session.posargs else "mini"
+    session.run(cli, "eval", "--suite", suite, *session.posargs, external=True)
+
+
+@nox.session
+def tables(session: nox.Session) -> None:
+    """Regenerate results/*.md from stored scores alone (no model runs)."""
+    cli = str(Path(torch_python(session)).parent / "hear-wavjepa")
+    session.run(cli, "tables", *session.posargs, external=True)

@@ -85,23 +85,29 @@ class Task:
         return self.path / str(sample_rate) / split / clip.filename
 
     def protocol_splits(self) -> list[tuple[tuple[str, ...], str, str]]:
-        """heareval's (train splits, valid split, test split) list (spec/hear.md §A3.2).
-
-        trainvaltest gives one entry; k folds give, for each i, test fold i, valid fold (i+1) mod k
-        and train the remaining folds, in split order.
-        """
-        if self.split_mode == "trainvaltest":
-            return [(("train",), "valid", "test")]
-        k = len(self.splits)
-        out = []
-        for i, test in enumerate(self.splits):
-            valid = self.splits[(i + 1) % k]
-            train = tuple(s for s in self.splits if s not in (test, valid))
-            out.append((train, valid, test))
-        return out
+        """heareval's (train splits, valid split, test split) list; see `protocol_splits`."""
+        return protocol_splits(self.split_mode, self.splits)
 
 
-def _read_json(path: Path) -> Any:
+def protocol_splits(
+    split_mode: str, splits: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], str, str]]:
+    """heareval's (train splits, valid split, test split) list (spec/hear.md §A3.2).
+
+    trainvaltest gives one entry; k folds give, for each i, test fold i, valid fold (i+1) mod k
+    and train the remaining folds, in split order.
+    """
+    if split_mode == "trainvaltest":
+        return [(("train",), "valid", "test")]
+    k = len(splits)
+    out = []
+    for i, test in enumerate(splits):
+        valid = splits[(i + 1) % k]
+        out.append((tuple(s for s in splits if s not in (test, valid)), valid, test))
+    return out
+
+
+def read_json(path: Path) -> Any:
     if not path.is_file():
         raise TaskError(path, "file is missing")
     try:
@@ -110,7 +116,7 @@ def _read_json(path: Path) -> Any:
         raise TaskError(path, f"malformed JSON ({err})") from err
 
 
-def _read_vocabulary(path: Path) -> tuple[str, ...]:
+def read_vocabulary(path: Path) -> tuple[str, ...]:
     if not path.is_file():
         raise TaskError(path, "file is missing")
     with path.open(newline="", encoding="utf-8") as f:
@@ -137,7 +143,7 @@ def _read_vocabulary(path: Path) -> tuple[str, ...]:
     return tuple(labels[i] for i in range(len(labels)))
 
 
-def _metadata_splits(path: Path, meta: dict[str, Any]) -> tuple[tuple[str, ...], int | None]:
+def metadata_splits(path: Path, meta: dict[str, Any]) -> tuple[tuple[str, ...], int | None]:
     mode = meta["split_mode"]
     if mode not in SPLIT_MODES:
         raise TaskError(path, f"split_mode {mode!r} is not one of {SPLIT_MODES}")
@@ -215,7 +221,7 @@ def load_task(path: Path | str, sample_rate: int | None = None, check_audio: boo
     meta_path = path / "task_metadata.json"
     if not meta_path.is_file():
         raise TaskError(meta_path, "not a HEAR task folder: task_metadata.json is missing")
-    meta = _read_json(meta_path)
+    meta = read_json(meta_path)
     if not isinstance(meta, dict):
         raise TaskError(meta_path, "must hold a JSON object")
     missing = [k for k in _REQUIRED_KEYS if k not in meta]
@@ -237,8 +243,8 @@ def load_task(path: Path | str, sample_rate: int | None = None, check_audio: boo
         raise TaskError(
             meta_path, f"sample_duration must be positive seconds or null: {duration!r}"
         )
-    splits, nfolds = _metadata_splits(meta_path, meta)
-    labels = _read_vocabulary(path / "labelvocabulary.csv")
+    splits, nfolds = metadata_splits(meta_path, meta)
+    labels = read_vocabulary(path / "labelvocabulary.csv")
     vocab = set(labels)
 
     rates = tuple(sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()))
@@ -254,7 +260,7 @@ def load_task(path: Path | str, sample_rate: int | None = None, check_audio: boo
     clips: dict[str, tuple[Clip, ...]] = {}
     for split in splits:
         split_path = path / f"{split}.json"
-        table = _read_json(split_path)
+        table = read_json(split_path)
         if not isinstance(table, dict):
             raise TaskError(split_path, "must hold a JSON object {filename: labels}")
         if not table:

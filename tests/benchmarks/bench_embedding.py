@@ -56,7 +56,9 @@ def cpu_report() -> None:
     print(f"{'clips':>5} {'audio s/s':>10} {'GFLOP/s':>8} {'of matmul':>9}")
     for clips in (1, 8):
         audio = torch.rand(clips, CLIP_SECONDS * SR) * 2 - 1
-        seconds = best_of(lambda a=audio: get_timestamp_embeddings(a, model), 3 if clips == 1 else 2)
+        seconds = best_of(
+            lambda a=audio: get_timestamp_embeddings(a, model), 3 if clips == 1 else 2
+        )
         gflops = embedding_flops(model, audio) / seconds / 1e9
         rate = clips * CLIP_SECONDS / seconds
         print(f"{clips:>5} {rate:>10.2f} {gflops:>8.1f} {gflops / peak:>9.0%}")
@@ -75,8 +77,10 @@ def gpu_report() -> None:
 
     seconds = best_of(run, 3)
     tflops = embedding_flops(gpu_model, audio) / seconds / 1e12
-    print(f"256 clips x 10 s, bf16: {256 * CLIP_SECONDS / seconds:,.0f} s of audio/s, "
-          f"{tflops:.1f} TFLOP/s ({tflops * 1000 / peak:.0%} of matmul)")  # fmt: skip
+    print(
+        f"256 clips x 10 s, bf16: {256 * CLIP_SECONDS / seconds:,.0f} s of audio/s, "
+        f"{tflops:.1f} TFLOP/s ({tflops * 1000 / peak:.0%} of matmul)"
+    )
     fp32_gpu = load_model(preset="base").to("cuda")
     sample = torch.rand(2, CLIP_SECONDS * SR) * 2 - 1
     reference = get_timestamp_embeddings(sample, cpu_model)[0]

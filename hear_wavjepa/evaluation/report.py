@@ -1,0 +1,201 @@
+"""Generate `results/*.md` (and a PNG per suite) from stored scores alone; no model runs.
+
+One table per (suite, protocol): a row per model, a column per task of the suite's YAML, a chance
+row, s(m) with the floor and ceiling models printed under the table; a robustness table per
+protocol (Nat minus clean) where both suites have scores; optional published rows (marked, never
+in s(m)).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hear_wavjepa.atomicio import atomic_write, write_text
+from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE
+from hear_wavjepa.evaluation.suites import SuiteTask, suite_tasks
+from hear_wavjepa.evaluation.tables import (
+    NOT_APPLICABLE,
+    Cell,
+    markdown,
+    parse_published,
+    robustness,
+    s_of_m,
+)
+from hear_wavjepa.provenance import git_commit
+
+FLOOR_MODEL = "hear-naive"
+PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published_hear.csv"
+
+
+def cell(scores: dict[str, Any], protocol: str) -> Cell | str | None:
+    """The headline of one stored result: test score (TVT) or fold mean ± std."""
+    entry = scores.get(protocol)
+    if entry is None:
+        return None
+    result = entry["result"]
+    if result.get("status") == "n/a":
+        return NOT_APPLICABLE
+    if protocol == "mlp":
+        if "test" in result:
+            return Cell(float(result["test"]["test_score"]))
+        folds = [k for k in result if k.startswith("fold")]
+        agg = result["aggregated_scores"]
+        return Cell(float(agg["test_score_mean"]), _num(agg.get("test_score_std")), len(folds))
+    mean = result.get("test_score_mean")
+    if mean is None:
+        return None
+    return Cell(float(mean), _num(result.get("test_score_std")), len(result.get("folds", [])))
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def load_scores(suite_dir: Path, protocol: str) -> tuple[dict[str, dict], dict[str, str]]:
+    """({model label: {task folder: cell}}, {model label: model id}) for one suite dir."""
+    table: dict[str, dict] = {}
+    ids: dict[str, str] = {}
+    for model_dir in sorted(p for p in suite_dir.iterdir() if p.is_dir()):
+        info = json.loads((model_dir / "model.json").read_text())
+        label = info["name"]
+        if label in table:  # two option sets of one name: keep them apart
+            label = model_dir.name
+        ids[label] = model_dir.name
+        row = {}
+        for scores_path in model_dir.glob(f"*/{SCORES_FILE}"):
+            row[scores_path.parent.name] = cell(json.loads(scores_path.read_text()), protocol)
+        table[label] = row
+    return table, ids
+
+
+def suite_table(
+    suite: str, results_dir: Path, protocol: str, published: bool = False
+) -> str | None:
+    """The markdown of one (suite, protocol) table, or None when nothing is stored."""
+    suite_dir = results_dir / suite
+    if not suite_dir.is_dir():
+        return None
+    tasks = suite_tasks(suite)
+    scores, ids = load_scores(suite_dir, protocol)
+    if not any(any(isinstance(c, Cell) for c in row.values()) for row in scores.values()):
+        return None
+    columns = [(t.folder, t.short) for t in tasks]
+    maximize = {t.folder: t.maximize for t in tasks}
+    floor = next((m for m in scores if m.startswith(FLOOR_MODEL)), None)
+    s_values = s_of_m(scores, [t.folder for t in tasks], floor, maximize=maximize) if floor else {}
+    rows = [(label, row) for label, row in scores.items()]
+    chance_path = suite_dir / "chance.json"
+    if chance_path.is_file():
+        chance = json.loads(chance_path.read_text())
+        rows.append(("chance", {k: Cell(v) for k, v in chance.items() if v is not None}))
+    extra = {"s(m)": {m: f"{v:.1f}" for m, v in s_values.items() if v is not None}}
+    if published and suite in ("hear", "nat-hear") and PUBLISHED.is_file():
+        rows.extend(_published_rows(tasks))
+    text = [
+        f"### {suite} · {protocol}\n",
+        markdown(rows, columns, extra),
+        "",
+        _footer(tasks, scores, ids, floor, protocol, published),
+    ]
+    return "\n".join(text)
+
+
+def _published_rows(tasks: list[SuiteTask]) -> list[tuple[str, dict]]:
+    with PUBLISHED.open() as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        cells = {t.folder: parse_published(r.get(t.short, "")) for t in tasks}
+        out.append((f"{r['model']} {r['size']} (published)", cells))
+    return out
+
+
+def _footer(tasks, scores, ids, floor, protocol, published) -> str:
+    lines = [
+        f"Scores ×100: test score (train/valid/test tasks) or mean ± std over folds; primary "
+        f"metric per task: {', '.join(f'{t.short} {t.primary}' for t in tasks)}.",
+        f"s(m): floor {floor or '(no HEAR-Naive row: not computed)'}, ceiling the best of "
+        f"{', '.join(m for m in scores)} per task; terms clipped at 0, 0/0 counts as 0."
+        + (" Published rows are not part of s(m)." if published else ""),
+        "Models: " + "; ".join(f"{m} = `{ids[m]}`" for m in scores) + ".",
+        f"Generated {dt.date.today().isoformat()} at commit {(git_commit() or 'unknown')[:10]}; "
+        f"protocol `{protocol}`.",
+    ]
+    return "\n".join(f"- {line}" for line in lines) + "\n"
+
+
+def robustness_table(results_dir: Path, protocol: str, clean: str, nat: str) -> str | None:
+    if not (results_dir / clean).is_dir() or not (results_dir / nat).is_dir():
+        return None
+    tasks = suite_tasks(clean)
+    clean_scores, _ = load_scores(results_dir / clean, protocol)
+    nat_scores, _ = load_scores(results_dir / nat, protocol)
+    deltas = robustness(clean_scores, nat_scores)
+    if not any(isinstance(c, Cell) for row in deltas.values() for c in row.values()):
+        return None
+    columns = [(t.folder, t.short) for t in tasks]
+    return (
+        f"### robustness · {nat} minus {clean} · {protocol}\n\n"
+        + markdown(list(deltas.items()), columns, signed=True)
+        + "\n- Difference of the headline scores ×100 (negative: the model loses on Nat).\n"
+    )
+
+
+def write_tables(results_dir: Path, published: bool = True) -> list[Path]:
+    """Regenerate every table (and chart) from the stored scores; returns the files written."""
+    results_dir = Path(results_dir)
+    written = []
+    for suite in ("mini", "mini-nat", "hear", "nat-hear"):
+        parts = [t for p in PROTOCOLS if (t := suite_table(suite, results_dir, p, published))]
+        if parts:
+            path = results_dir / f"{suite}.md"
+            write_text(path, f"# {suite} results\n\n" + "\n".join(parts))
+            written.append(path)
+            chart = _bar_chart(results_dir, suite)
+            if chart:
+                written.append(chart)
+    for clean, nat in (("mini", "mini-nat"), ("hear", "nat-hear")):
+        parts = [t for p in PROTOCOLS if (t := robustness_table(results_dir, p, clean, nat))]
+        if parts:
+            path = results_dir / f"robustness-{nat}.md"
+            write_text(path, f"# Robustness: {nat} vs {clean}\n\n" + "\n".join(parts))
+            written.append(path)
+    return written
+
+
+def _bar_chart(results_dir: Path, suite: str) -> Path | None:
+    """Grouped bars: MLP headline per task and model."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    tasks = suite_tasks(suite)
+    scores, _ = load_scores(results_dir / suite, "mlp")
+    if not scores:
+        return None
+    fig, ax = plt.subplots(figsize=(1.2 * len(tasks) + 2, 4))
+    width = 0.8 / len(scores)
+    for i, (model, row) in enumerate(scores.items()):
+        cells = [row.get(t.folder) for t in tasks]
+        values = [
+            c.mean * 100 if isinstance(c, Cell) and not math.isnan(c.mean) else 0 for c in cells
+        ]
+        ax.bar([j + i * width for j in range(len(tasks))], values, width, label=model)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tasks))], [t.short for t in tasks])
+    ax.set_ylabel("primary test score ×100")
+    ax.set_title(f"{suite} · HEAR MLP protocol")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = atomic_write(
+        results_dir / f"{suite}.png", lambda f: fig.savefig(f, format="png", dpi=110)
+    )
+    plt.close(fig)
+    return path

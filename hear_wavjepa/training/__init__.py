@@ -1,0 +1,1 @@
+"""Pretraining: recipes, corpus and batches, schedules, training state and the loop."""

@@ -1,0 +1,54 @@
+"""`hear-wavjepa pretrain --config train/X.yaml [key=value ...] [--resume RUN]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from hear_wavjepa.cli import command
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="recipe YAML (e.g. train/tiny-cpu.yaml)")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue run RUN (a name under $HEAR_WAVJEPA_HOME/runs, or a path) "
+        "from its last checkpoint, with its own recipe",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="recipe overrides with dotted keys, e.g. data.path=~/corpus train.steps=100",
+    )
+
+
+@command("pretrain", "pretrain WavJEPA / WavJEPA-Nat from a recipe (torchrun for DDP)", _configure)
+def pretrain_command(args: argparse.Namespace) -> int:
+    from hear_wavjepa.training.corpus import CorpusError
+    from hear_wavjepa.training.loop import TrainingDiverged, pretrain
+    from hear_wavjepa.training.recipe import load_recipe
+
+    try:
+        if args.resume:
+            if args.config or args.overrides:
+                raise ValueError(
+                    "--resume continues a run with its own recipe; drop --config and "
+                    "the key=value overrides"
+                )
+            run = pretrain(resume=args.resume, progress=not args.no_progress)
+        else:
+            if args.config is None:
+                raise ValueError("give --config RECIPE.yaml (see train/) or --resume RUN")
+            recipe = load_recipe(args.config, args.overrides)
+            run = pretrain(recipe, name=args.config.stem, progress=not args.no_progress)
+    except (ValueError, CorpusError, TrainingDiverged) as exc:
+        print(f"hear-wavjepa pretrain: error: {exc}", file=sys.stderr)
+        return 2 if not isinstance(exc, TrainingDiverged) else 3
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run folder: {run}\nexported checkpoint: {run / 'model.safetensors'}")
+    return 0

@@ -1,0 +1,396 @@
+"""The pretraining loop: one process, or DistributedDataParallel under `torchrun`.
+
+Per optimiser step (spec §6-§8): every rank builds its slice of the global batch (`batches.py`),
+runs `accumulation` micro-batches forward and backward with the loss normalised by the GLOBAL
+target count (so gradients equal those of one process on the whole batch), updates the EMA
+teacher from the pre-update student, clips the gradient norm, and takes the AdamW step with the
+step's learning rate and weight decay. Checkpoints (`state.py`) are written every
+`train.checkpoint_every` steps and at exit; `resume=True` continues bit-exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from hear_wavjepa.atomicio import write_text
+from hear_wavjepa.checkpoint import save_checkpoint
+from hear_wavjepa.model.jepa import WavJEPA
+from hear_wavjepa.paths import home
+from hear_wavjepa.provenance import git_commit
+from hear_wavjepa.training.batches import Batch, BatchMaker
+from hear_wavjepa.training.corpus import Corpus, build_corpus
+from hear_wavjepa.training.recipe import Recipe, RecipeError, load_recipe
+from hear_wavjepa.training.scenes import build_renderer
+from hear_wavjepa.training.schedules import schedule
+from hear_wavjepa.training.state import checkpoint_dir, list_checkpoints, load_state, save_state
+
+METRICS = (
+    "step",
+    "loss",
+    "lr",
+    "weight_decay",
+    "ema",
+    "target_std",
+    "prediction_std",
+    "grad_norm",
+    "crops_per_s",
+    "elapsed_s",
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+def runs_dir() -> Path:
+    return home() / "runs"
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process sits: rank of world, and its device."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_processes(device: str) -> Processes:
+    """Join the process group when launched by torchrun (nccl on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    return Processes(rank, world, dev)
+
+
+def resolve_run(run: str) -> Path:
+    """A run given by name (under $HEAR_WAVJEPA_HOME/runs) or by path."""
+    path = Path(run).expanduser()
+    if not path.is_dir():
+        path = runs_dir() / run
+    if not (path / "config.yaml").is_file():
+        raise ValueError(f"{run}: not a pretraining run (no config.yaml under {path})")
+    return path
+
+
+def _broadcast_text(text: str, procs: Processes) -> str:
+    if procs.world == 1:
+        return text
+    box = [text]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _barrier(procs: Processes) -> None:
+    if procs.world > 1:
+        dist.barrier()
+
+
+def _all_sum(values: list[float], procs: Processes) -> list[float]:
+    tensor = torch.tensor(values, dtype=torch.float64, device=procs.device)
+    if procs.world > 1:
+        dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def _new_run(recipe: Recipe, name: str, procs: Processes) -> Path:
+    if procs.main:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        name = recipe.train.name or f"{name}-{stamp}"
+    run = runs_dir() / _broadcast_text(name, procs)
+    if procs.main:
+        if (run / "config.yaml").exists():
+            raise ValueError(f"{run}: the run exists; resume it with --resume {run.name}")
+        run.mkdir(parents=True, exist_ok=True)
+        write_text(run / "config.yaml", recipe.to_yaml())
+        info = {
+            "git_commit": git_commit() or "unknown",
+            "command": sys.argv,
+            "world_size": procs.world,
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        }
+        write_text(run / "run.json", json.dumps(info, indent=1))
+    _barrier(procs)
+    return run
+
+
+def _open_corpus(recipe: Recipe, channels: int, procs: Processes) -> Corpus:
+    cache = (
+        Path(recipe.data.cache_dir).expanduser() if recipe.data.cache_dir else home() / "corpora"
+    )
+    kwargs = dict(
+        channels=channels,
+        clip_seconds=recipe.data.clip_seconds,
+        loudness_dbfs=recipe.data.loudness_dbfs,
+        skip_unreadable=recipe.data.skip_unreadable,
+    )
+    folder = (
+        build_corpus(recipe.data.path, cache, progress=procs.main, **kwargs) if procs.main else None
+    )
+    _barrier(procs)
+    if folder is None:  # the main process built it; the others find the same key
+        folder = build_corpus(recipe.data.path, cache, progress=False, **kwargs)
+    return Corpus(folder)
+
+
+class MetricsLog:
+    """metrics.csv (+ TensorBoard when the `tensorboard` package is importable), main rank only."""
+
+    def __init__(self, run: Path, resume_step: int | None) -> None:
+        self.path = run / "metrics.csv"
+        rows = []
+        if resume_step is not None and self.path.is_file():
+            with self.path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) < resume_step]
+        self.file = self.path.open("w", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=METRICS)
+        self.writer.writeheader()
+        self.writer.writerows(rows)
+        self.file.flush()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.board = SummaryWriter(str(run / "tensorboard"))
+        except ImportError:
+            self.board = None
+
+    def write(self, row: dict[str, float]) -> None:
+        self.writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+        self.file.flush()
+        if self.board is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.board.add_scalar(f"train/{key}", value, row["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def pretrain(
+    recipe: Recipe | None = None,
+    *,
+    name: str = "run",
+    resume: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train `recipe` in a new run folder (or continue run `resume`); return the run folder."""
+    if resume is not None:
+        run = resolve_run(resume)
+        recipe = load_recipe(run / "config.yaml")
+    if recipe is None:
+        raise ValueError("pretrain needs a recipe or a run to resume")
+    train, data = recipe.train, recipe.data
+    procs = start_processes(train.device)
+    try:
+        if train.threads:
+            torch.set_num_threads(train.threads)
+        if data.clips_per_step % (procs.world * train.accumulation):
+            raise RecipeError(
+                f"data.clips_per_step {data.clips_per_step} is not divisible by "
+                f"{procs.world} processes x train.accumulation {train.accumulation}"
+            )
+        config = recipe.model_config()
+        # The main process builds (or finds) the cached scene banks first; the others load them.
+        renderer = build_renderer(recipe) if procs.main else None
+        _barrier(procs)
+        if not procs.main:
+            renderer = build_renderer(recipe)
+        corpus = _open_corpus(recipe, 1 if renderer is not None else config.in_channels, procs)
+        maker = BatchMaker(
+            corpus,
+            config,
+            clips_per_step=data.clips_per_step,
+            crops_per_clip=data.crops_per_clip,
+            seed=train.seed,
+            renderer=renderer,
+            clean_data_ratio=recipe.scenes.clean_data_ratio,
+        )
+        if resume is None:
+            run = _new_run(recipe, name, procs)
+        return _train(recipe, maker, run, procs, resume is not None, progress)
+    finally:
+        if procs.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(
+    recipe: Recipe, maker: BatchMaker, run: Path, procs: Processes, resume: bool, progress: bool
+) -> Path:
+    train, data, config = recipe.train, recipe.data, maker.config
+
+    torch.manual_seed(train.seed)
+    model = WavJEPA(config).to(procs.device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=0.0,
+        betas=recipe.optim.betas,
+        eps=recipe.optim.eps,
+        weight_decay=recipe.optim.weight_decay,
+    )
+    start, last_good = 0, None
+    if resume:
+        checkpoints = list_checkpoints(run)
+        if checkpoints:
+            last_good = checkpoints[-1]
+            start = load_state(last_good, model, optimizer)["step"]
+    if procs.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    autocast = procs.device.type == "cuda" and train.precision == "bf16"
+
+    forward = ddp = None
+    if procs.world > 1:
+        ids = [procs.device.index] if procs.device.type == "cuda" else None
+        forward = ddp = DistributedDataParallel(model, device_ids=ids)
+    forward = forward or model
+    if train.compile:
+        forward = torch.compile(forward)
+
+    log = MetricsLog(run, start if resume else None) if procs.main else None
+    per_rank = data.clips_per_step // procs.world
+    micro = per_rank // train.accumulation
+    share = 1.0 / train.accumulation  # the stds are averaged over micro-batches
+    first_slot = procs.rank * per_rank
+    crops_per_step = data.clips_per_step * data.crops_per_clip
+    bar = tqdm(
+        total=train.steps,
+        initial=start,
+        desc=f"pretrain {run.name}",
+        unit="step",
+        disable=not (progress and procs.main),
+    )
+    began = time.perf_counter()
+    step = start
+
+    def checkpoint() -> Path:
+        if procs.main:
+            save_state(
+                run, step, model, optimizer, config, {"run": run.name}, train.keep_checkpoints
+            )
+        _barrier(procs)
+        return checkpoint_dir(run, step)
+
+    def rank_batches(at: int) -> list[Batch]:
+        """This rank's micro-batches of step `at`."""
+        slots = [first_slot + m * micro for m in range(train.accumulation + 1)]
+        return [maker(at, a, b) for a, b in itertools.pairwise(slots)]
+
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
+    pending = prefetch.submit(rank_batches, start)
+    try:
+        while step < train.steps:
+            tick = time.perf_counter()
+            values = schedule(recipe, step)
+            for group in optimizer.param_groups:
+                group["lr"], group["weight_decay"] = values["lr"], values["weight_decay"]
+
+            batches = pending.result()
+            if step + 1 < train.steps:  # build the next step's crops while this one trains
+                pending = prefetch.submit(rank_batches, step + 1)
+            local_count = sum(float(b.masks.targets.sum()) for b in batches)
+            count = _all_sum([local_count], procs)[0]
+            # squared error, target std, prediction std: summed on the device, read once.
+            on_device = {"dtype": torch.float64, "device": procs.device}
+            stats = torch.zeros(3, **on_device)
+            for m, batch in enumerate(batches):
+                sync = ddp is None or m == len(batches) - 1
+                no_sync = contextlib.nullcontext() if sync else ddp.no_sync()
+                with no_sync, torch.autocast(procs.device.type, torch.bfloat16, enabled=autocast):
+                    out = forward(batch.audio.to(procs.device), batch.masks.to(procs.device))
+                    # DDP averages gradients over ranks: scale back to one global sum / count.
+                    loss = out.squared_error * (procs.world / count)
+                loss.backward()
+                parts = torch.stack([out.squared_error, out.target_std, out.prediction_std])
+                stats += parts.detach().double() * torch.tensor([1.0, share, share], **on_device)
+            if procs.world > 1:
+                dist.all_reduce(stats)
+            squared_error, target_std, prediction_std = stats.tolist()
+            loss_value = squared_error / count
+            if not math.isfinite(loss_value):
+                where = last_good if last_good is not None else "none (no checkpoint written yet)"
+                raise TrainingDiverged(
+                    f"step {step}: the loss is {loss_value}; training stopped. "
+                    f"Last good checkpoint: {where}"
+                )
+            model.update_teacher(values["ema"])
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, recipe.optim.grad_clip))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+
+            if log is not None and (step % train.log_every == 0 or step == train.steps):
+                seconds = time.perf_counter() - tick
+                log.write(
+                    {
+                        "step": step - 1,
+                        "loss": loss_value,
+                        "lr": values["lr"],
+                        "weight_decay": values["weight_decay"],
+                        "ema": values["ema"],
+                        "target_std": target_std / procs.world,
+                        "prediction_std": prediction_std / procs.world,
+                        "grad_norm": grad_norm,
+                        "crops_per_s": crops_per_step / seconds,
+                        "elapsed_s": time.perf_counter() - began,
+                    }
+                )
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}", tstd=f"{target_std / procs.world:.3f}")
+            if step % train.checkpoint_every == 0 and step < train.steps:
+                last_good = checkpoint()
+    except KeyboardInterrupt:
+        if procs.world == 1 and step > start:
+            checkpoint()
+        raise
+    finally:
+        prefetch.shutdown(cancel_futures=True)
+        bar.close()
+        if log is not None:
+            log.close()
+
+    last_good = checkpoint()
+    if procs.main:
+        save_checkpoint(
+            run / "model.safetensors",
+            model.state_dict(),
+            config,
+            step=step,
+            extra={
+                "run": run.name,
+                "git_commit": git_commit() or "unknown",
+                "recipe": recipe.to_dict(),
+            },
+        )
+    _barrier(procs)
+    return run

@@ -1,0 +1,197 @@
+"""Pretraining end to end on a tiny corpus: exact resume, DDP = one process, NaN stop, export."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import hear_wavjepa
+from hear_wavjepa import cli
+from hear_wavjepa.checkpoint import load_encoder, read_checkpoint
+from hear_wavjepa.training.loop import TrainingDiverged, pretrain
+from hear_wavjepa.training.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "train" / "tiny-cpu.yaml"
+CLI = Path(sys.executable).parent / "hear-wavjepa"
+STEPS = 4
+
+
+def write_corpus(folder: Path, count: int = 3) -> Path:
+    """`count` short clips at different rates, one stereo, written with soundfile."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        rate = (16_000, 22_050, 44_100)[i % 3]
+        t = np.arange(int(rate * (4 + i))) / rate
+        x = 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        if i == 1:
+            x = np.stack([x, 0.5 * x], axis=1)
+        sf.write(folder / f"clip{i}.{('wav', 'flac')[i % 2]}", x, rate)
+    return folder
+
+
+def overrides(corpus: Path, name: str, *extra: str) -> list[str]:
+    return [
+        f"data.path={corpus}",
+        f"train.name={name}",
+        f"train.steps={STEPS}",
+        "data.clips_per_step=2",
+        "data.crops_per_clip=4",
+        "optim.warmup_steps=0",
+        "train.checkpoint_every=1",
+        "train.threads=1",
+        *extra,
+    ]
+
+
+def losses(run: Path) -> list[str]:
+    with (run / "metrics.csv").open() as f:
+        return [row["loss"] for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("home")
+        mp.setenv("HEAR_WAVJEPA_HOME", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def corpus(home):
+    return write_corpus(home / "corpus")
+
+
+@pytest.fixture(scope="module")
+def reference(corpus):
+    """An uninterrupted run of STEPS steps, in this process."""
+    torch_threads = torch.get_num_threads()
+    try:
+        return pretrain(load_recipe(TINY, overrides(corpus, "reference")), progress=False)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "HEAR_WAVJEPA_HOME": str(home), "OMP_NUM_THREADS": "1"}
+
+
+def test_run_folder_holds_config_commit_metrics_and_export(reference):
+    assert load_recipe(reference / "config.yaml").train.steps == STEPS
+    assert "git_commit" in (reference / "run.json").read_text()
+    assert len(losses(reference)) == STEPS
+    assert all(np.isfinite(float(v)) for v in losses(reference))
+    encoder, checkpoint = load_encoder(reference / "model.safetensors")
+    assert checkpoint.metadata["step"] == STEPS
+    with torch.no_grad():
+        out = encoder(torch.randn(1, 1, checkpoint.config.crop_samples))
+    assert out.shape == (1, 200, checkpoint.config.encoder.dim)
+    assert torch.isfinite(out).all()
+    model = hear_wavjepa.load_model(str(reference / "model.safetensors"))
+    scene = hear_wavjepa.get_scene_embeddings(torch.randn(2, 16_000) * 0.1, model)
+    assert scene.shape[0] == 2 and torch.isfinite(scene).all()
+
+
+def test_kill_and_resume_reproduces_losses_bit_exactly(home, corpus, reference):
+    command = [
+        str(CLI),
+        "pretrain",
+        "--config",
+        str(TINY),
+        "--no-progress",
+        *overrides(corpus, "killed"),
+    ]
+    process = subprocess.Popen(command, env=_env(home), stderr=subprocess.PIPE)
+    state = home / "runs" / "killed" / "checkpoints" / "step-00000002" / "state.json"
+    deadline = time.monotonic() + 180
+    while not state.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    _, err = process.communicate()
+    assert state.is_file(), err.decode()[-2000:]
+    assert not (home / "runs" / "killed" / "model.safetensors").exists()
+
+    done = subprocess.run(
+        [str(CLI), "pretrain", "--resume", "killed", "--no-progress"],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    killed = home / "runs" / "killed"
+    assert losses(killed) == losses(reference)
+    a = read_checkpoint(killed / "model.safetensors")
+    b = read_checkpoint(reference / "model.safetensors")
+    assert a.metadata["sha256"] == b.metadata["sha256"]
+
+
+def test_two_gloo_processes_match_one_process(home, corpus, reference):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(CLI),
+        "pretrain",
+        "--config",
+        str(TINY),
+        "--no-progress",
+        *overrides(corpus, "ddp"),
+    ]
+    done = subprocess.run(command, env=_env(home), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = [float(v) for v in losses(home / "runs" / "ddp")]
+    one = [float(v) for v in losses(reference)]
+    assert len(two) == len(one) == STEPS
+    np.testing.assert_allclose(two, one, rtol=1e-5)
+    assert two[0] != two[-1]  # the model moved: later steps test the synchronised update
+
+
+def test_gradient_accumulation_matches_one_batch(corpus, reference):
+    recipe = load_recipe(TINY, overrides(corpus, "accumulated", "train.accumulation=2"))
+    threads = torch.get_num_threads()
+    try:
+        run = pretrain(recipe, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    two = [float(v) for v in losses(run)]
+    np.testing.assert_allclose(two, [float(v) for v in losses(reference)], rtol=1e-5)
+
+
+def test_nan_loss_stops_naming_step_and_last_checkpoint(corpus):
+    recipe = load_recipe(TINY, overrides(corpus, "diverged", "optim.lr=1e30"))
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(TrainingDiverged, match=r"step 1: the loss is nan") as info:
+            pretrain(recipe, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert "checkpoints/step-00000001" in str(info.value)
+    run = Path(os.environ["HEAR_WAVJEPA_HOME"]) / "runs" / "diverged"
+    assert (run / "checkpoints" / "step-00000001" / "state.json").is_file()
+    assert not (run / "model.safetensors").exists()
+
+
+def test_cli_reports_unknown_key_and_empty_corpus(home, tmp_path, capsys):
+    assert cli.main(["pretrain", "--config", str(TINY), "optim.lrr=1e-3"]) == 2
+    assert "unknown recipe key 'optim.lrr'; did you mean 'optim.lr'?" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["pretrain", "--config", str(TINY), f"data.path={empty}", "train.name=empty"]
+    assert cli.main(args) == 2
+    assert f"{empty}: no audio files" in capsys.readouterr().err
+    assert not (home / "runs" / "empty").exists()
