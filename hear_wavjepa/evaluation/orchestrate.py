@@ -140,11 +140,10 @@ def run_eval(
 
 def ensure_corpus() -> Path:
     """The offline pretraining corpus, `$HEAR_WAVJEPA_HOME/corpus`, built on first use."""
-    from hear_wavjepa.suites.corpus import build_corpus, default_corpus_dir
+    from hear_wavjepa.suites.corpus import build_corpus, default_out
 
-    out = default_corpus_dir()
-    if not (out / "corpus.json").is_file():
-        build_corpus(out)
+    out = default_out()
+    build_corpus(out)  # resumes an unfinished build; seconds when complete
     return out
 
 

@@ -1,4 +1,5 @@
-"""`hear-wavjepa tasks build-mini|check`: build the offline mini suite, validate task folders."""
+"""`hear-wavjepa tasks build-mini|build-corpus|check`: offline mini suite, pretraining corpus,
+validation of task folders."""
 
 from __future__ import annotations
 
@@ -24,12 +25,23 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                        help="= --sounds more (adds the large game-data packages)")  # fmt: skip
     build.add_argument("--workers", type=int, default=2, help="synthesis threads (default 2)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
+    corpus = actions.add_parser("build-corpus", help="build the offline pretraining corpus")
+    corpus.add_argument("out", nargs="?", type=Path,
+                        help="output folder (default $HEAR_WAVJEPA_HOME/corpus)")  # fmt: skip
+    corpus.add_argument("--clips", type=int, default=800, help="10-s clips (default 800)")
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--workers", type=int, default=2, help="synthesis threads (default 2)")
+    corpus.add_argument("--no-progress", action="store_true", help="no progress bars")
     check = actions.add_parser("check", help="validate HEAR task folders and summarise them")
     check.add_argument("folders", nargs="+", type=Path)
     check.add_argument("--sample-rate", type=int, default=None)
 
 
-@command("tasks", "build the offline mini-HEAR suite, or validate HEAR task folders", _configure)
+@command(
+    "tasks",
+    "build the offline mini-HEAR suite or corpus, or validate HEAR task folders",
+    _configure,
+)
 def tasks(args: argparse.Namespace) -> int:
     if args.action == "check":
         from hear_wavjepa.evaluation.tasks import load_task
@@ -39,6 +51,15 @@ def tasks(args: argparse.Namespace) -> int:
             counts = " ".join(f"{s}={len(task.clips[s])}" for s in task.splits)
             print(f"ok {task.name}: {task.embedding_type}/{task.prediction_type}, "
                   f"{len(task.labels)} labels, {task.primary_metric}, {counts}")  # fmt: skip
+        return 0
+    if args.action == "build-corpus":
+        from hear_wavjepa.suites.corpus import build_corpus
+
+        report = build_corpus(args.out, clips=args.clips, seed=args.seed, workers=args.workers,
+                              progress=not args.no_progress)  # fmt: skip
+        mix = ", ".join(f"{kind} {n}" for kind, n in report.kinds.items())
+        print(f"corpus: {sum(report.kinds.values())} clips ({mix}); {report.written} written in "
+              f"{report.seconds:.1f} s; {report.bytes / 1e6:.1f} MB -> {report.out}")  # fmt: skip
         return 0
 
     from hear_wavjepa.suites.mini.build import build_mini, default_out

@@ -64,7 +64,7 @@ SOURCES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _debian_version(package: str) -> str:
+def debian_version(package: str) -> str:
     out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
                          capture_output=True, text=True, check=False)  # fmt: skip
     return out.stdout.strip() if out.returncode == 0 else "downloaded .deb (see sources cache)"
@@ -87,7 +87,7 @@ def sources_markdown(
     ]
     for key in sorted(set(keys)):
         what, licence, who = SOURCES[key]
-        version = versions.get(key) or ("PyPI" if key == "wordfreq" else _debian_version(key))
+        version = versions.get(key) or ("PyPI" if key == "wordfreq" else debian_version(key))
         lines.append(f"| {key} | {what} | {licence} | {who} | {version} |")
     if notes:
         lines += ["", notes]

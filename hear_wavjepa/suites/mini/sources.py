@@ -45,7 +45,7 @@ def read_list(path: Path) -> list[Recording]:
     return rows
 
 
-def _download(package: str, workdir: Path) -> Path:
+def download_package(package: str, workdir: Path) -> Path:
     result = subprocess.run(["apt-get", "download", package], cwd=workdir,
                             capture_output=True, text=True, check=False)  # fmt: skip
     debs = sorted(workdir.glob(f"{package}_*.deb"))
@@ -75,7 +75,7 @@ class SoundCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.dir, prefix=f".fetch-{package}-") as tmp:
             work = Path(tmp)
-            deb = _download(package, work)
+            deb = download_package(package, work)
             version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True,
                                      text=True, check=True).stdout.strip()  # fmt: skip
             subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
