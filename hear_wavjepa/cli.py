@@ -12,6 +12,9 @@ COMMAND_MODULES: list[str] = [
     "hear_wavjepa.training.commands",
     "hear_wavjepa.suites.commands",
     "hear_wavjepa.evaluation.commands",
+    "hear_wavjepa.evaluation.embed_commands",
+    "hear_wavjepa.evaluation.eval_commands",
+    "hear_wavjepa.scenes.commands",
 ]
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}

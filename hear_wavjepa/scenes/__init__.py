@@ -1,0 +1,1 @@
+"""Scene simulation: binaural room banks, noise banks, scene rendering, and `naturalize`."""
