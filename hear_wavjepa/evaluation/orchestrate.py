@@ -171,9 +171,11 @@ def pretrained_tiny(run: str = "tiny-cpu") -> Path:
         pretrain(resume=str(folder))
     else:
         corpus = ensure_corpus()
-        recipe = load_recipe(RECIPES / "tiny-cpu.yaml", [f"data.path={corpus}"])
+        recipe = load_recipe(
+            RECIPES / "tiny-cpu.yaml", [f"data.path={corpus}", f"train.name={run}"]
+        )
         print(
             f"no pretrained tiny checkpoint: pretraining {RECIPES / 'tiny-cpu.yaml'} into {folder}"
         )
-        pretrain(recipe, name=run)
+        pretrain(recipe)
     return model
