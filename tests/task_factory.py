@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -57,3 +58,12 @@ def write_task(
             audio = (0.1 * rng.standard_normal(round(duration * SR))).astype(np.float32)
             soundfile.write(folder / name, audio, SR, subtype="PCM_16")
     return root
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file below `root`: equal dicts mean identical trees."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

@@ -6,7 +6,6 @@ recordings are left out here (their first fetch converts ~3,400 files), so nothi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from task_factory import tree_digest
 
 from hear_wavjepa.suites import corpus
 
@@ -38,14 +38,6 @@ pytestmark = pytest.mark.skipif(_tools_missing() is not None, reason=str(_tools_
 def _build(out: Path, **kw) -> corpus.CorpusReport:
     kw = {"clips": CLIPS, "seed": SEED, "real_packages": (), "progress": False, **kw}
     return corpus.build_corpus(out, **kw)
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +71,7 @@ def test_clips_are_10s_16k_mono_flac(built):
 
 def test_same_seed_gives_byte_identical_corpus(built):
     a, b, _ = built
-    assert _digest(a) == _digest(b)
+    assert tree_digest(a) == tree_digest(b)
 
 
 def test_manifest_matches_the_files(built):
@@ -124,7 +116,7 @@ def test_resume_renders_only_missing_clips(built, tmp_path):
     (out / "audio" / "c00000-junk.flac.part").write_bytes(b"half")  # left by a killed build
     report = _build(out)
     assert report.written == 1
-    assert _digest(out) == _digest(a)
+    assert tree_digest(out) == tree_digest(a)
     after = {p.name: p.stat().st_mtime_ns for p in (out / "audio").iterdir()}
     assert {k: v for k, v in after.items() if k != Path(victim).name} == {
         k: v for k, v in before.items() if k != Path(victim).name

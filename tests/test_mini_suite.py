@@ -6,11 +6,10 @@ small real-sound tier (~14 MB of .debs, cached under $HEAR_WAVJEPA_HOME/sources)
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-from pathlib import Path
 
 import pytest
+from task_factory import tree_digest
 
 from hear_wavjepa.evaluation.tasks import load_task
 from hear_wavjepa.suites.mini.recipe import load_recipes
@@ -29,14 +28,6 @@ def _tools_missing() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(_tools_missing() is not None, reason=str(_tools_missing()))
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +115,6 @@ def test_sounds_mixtures_and_events(suites):
 
 def test_same_seed_gives_byte_identical_folders(suites):
     first, second, _ = suites
-    a, b = _digest(first), _digest(second)
+    a, b = tree_digest(first), tree_digest(second)
     assert a.keys() == b.keys()
     assert [k for k in a if a[k] != b[k]] == []

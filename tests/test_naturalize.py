@@ -16,6 +16,7 @@ import pytest
 import soundfile
 import torch
 import yaml
+from task_factory import tree_digest
 
 from hear_wavjepa.evaluation.tasks import TaskError, load_task
 from hear_wavjepa.scenes.naturalize import (
@@ -82,11 +83,6 @@ def write_task(folder: Path, *, rate=16000, folds=0, event=False, per_split=3, s
     return folder
 
 
-def tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}  # fmt: skip
-
-
 def run(task: Path, out: Path, home: Path, workers=1) -> Path:
     return naturalize(task, out, TINY, workers=workers, bank_root=home / "scenes", progress=False)
 
@@ -95,7 +91,7 @@ def test_naturalize_is_reproducible_and_independent_of_workers(tmp_path, home):
     task = write_task(tmp_path / "suite" / "tvt")
     a = run(task, tmp_path / "a", home, workers=1)
     b = run(task, tmp_path / "b", home, workers=2)
-    assert tree(a) == tree(b)
+    assert tree_digest(a) == tree_digest(b)
     out = load_task(a, sample_rate=16000)  # a valid HEAR task folder
     assert out.splits == ("train", "valid", "test") and out.sample_rates == (16000,)
     for split in out.splits:
@@ -138,14 +134,14 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, home):
     for wav in written:  # finished clips are whole: nothing half-written under a final name
         assert soundfile.info(str(wav)).frames == 16000
     run(task, out, home)
-    assert tree(out) == tree(reference)
+    assert tree_digest(out) == tree_digest(reference)
     # Deleting outputs (and leaving a stale temporary file) also resumes to the same bytes.
     for wav in sorted(wavs.rglob("*.wav"))[::3]:
         wav.unlink()
     (out / "task_metadata.json").unlink()
     (wavs / "test" / ".test-0.wav.k3j9x1.tmp").write_bytes(b"partial")  # atomicio temp name
     run(task, out, home, workers=2)
-    assert tree(out) == tree(reference)
+    assert tree_digest(out) == tree_digest(reference)
 
 
 def test_clip_rerenders_from_manifest_and_snr_is_measured(tmp_path, home):

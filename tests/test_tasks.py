@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from task_factory import SR, write_task
+from task_factory import SR, tree_digest, write_task
 
 from hear_wavjepa.evaluation.tasks import TaskError, load_task
 from hear_wavjepa.suites.mini.build import build_mini
@@ -153,24 +151,16 @@ def test_invalid_events(tmp_path, event, problem):
         load_task(root)
 
 
-def _tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_build_refuses_non_empty_out_and_touches_nothing(tmp_path):
     out = tmp_path / "suite"
     write_task(out / "toy-v0-full")
     (out / "notes.txt").write_text("mine")
-    before = _tree_digest(out)
+    before = tree_digest(out)
     with pytest.raises(ValueError, match="not empty; pass --overwrite"):
         build_mini(out, scale=0.01, progress=False)
     with pytest.raises(ValueError, match="unknown task"):
         build_mini(out, scale=0.01, overwrite=True, only=["no_such_task"], progress=False)
-    assert _tree_digest(out) == before
+    assert tree_digest(out) == before
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "toy-v0-full"]
 
 
@@ -185,10 +175,10 @@ def test_failed_build_damages_nothing_already_written(tmp_path):
     )
     out = tmp_path / "suite"
     write_task(out / "toy-v1-full")
-    before = _tree_digest(out)
+    before = tree_digest(out)
     with pytest.raises(KeyError):
         build_mini(out, scale=1.0, overwrite=True, recipe_path=recipe, progress=False)
-    assert _tree_digest(out) == before
+    assert tree_digest(out) == before
     assert [p.name for p in out.iterdir()] == ["toy-v1-full"]
 
 

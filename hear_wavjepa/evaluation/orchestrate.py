@@ -125,7 +125,13 @@ def run_eval(
             out / model.model_id / "model.json", {"name": model.name, **model.spec.describe()}
         )
         wanted = [p for p in protocols if applies(p, task)]
-        cache = embed_task(model.spec, folder / task.folder, progress=False).out_dir
+        embedded = embed_task(model.spec, folder / task.folder, progress=False)
+        if embedded.clips:
+            tqdm.write(
+                f"embedded {task.folder} with {model.name}: {embedded.clips} clips, "
+                f"{embedded.clips_per_second:.1f} clips/s"
+            )
+        cache = embedded.out_dir
         score_task(
             cache,
             wanted,

@@ -26,4 +26,3 @@ def pack(x: torch.Tensor, keep: torch.Tensor) -> Packed:
     tokens = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))
     padding = torch.arange(length, device=x.device)[None, :] >= counts[:, None]
     return Packed(tokens, padding, order)
-

@@ -42,8 +42,8 @@ import soundfile
 import torch
 from tqdm import tqdm
 
+from hear_wavjepa.paths import home
 from hear_wavjepa.suites.mini.attributions import SOURCES, debian_version
-from hear_wavjepa.suites.mini.build import hear_home
 from hear_wavjepa.suites.mini.music import DRUM_BANK, GMSynth
 from hear_wavjepa.suites.mini.recipe import DEFAULT_RECIPE, TASKS_DIR, load_recipes
 from hear_wavjepa.suites.mini.signal import (
@@ -102,7 +102,7 @@ class CorpusReport:
 
 
 def default_out() -> Path:
-    return hear_home() / "corpus"
+    return home() / "corpus"
 
 
 def mini_material(recipe_path: Path = DEFAULT_RECIPE) -> dict[str, Any]:
@@ -477,7 +477,7 @@ def build_corpus(
         raise ValueError(f"unknown real packages {unknown}; known: {sorted(REAL_PACKAGES)}")
     mini = mini_material()
     check_exclusion(mini)
-    cache = hear_home() / "sources" / "corpus-real"
+    cache = home() / "sources" / "corpus-real"
     with _one_torch_thread():  # resampling many short files: parallel threads fight
         real = {p: fetch_real(p, cache, mini["md5s"], progress) for p in real_packages}
     settings = _settings(seed, real, mini)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hear_wavjepa.evaluation.tasks import load_task
+from hear_wavjepa.paths import home
 from hear_wavjepa.suites.mini import events, mixtures, music, sounds, speech
 from hear_wavjepa.suites.mini.context import SOUND_TIERS, BuildContext
 from hear_wavjepa.suites.mini.recipe import DEFAULT_RECIPE, TaskRecipe, load_recipes
@@ -30,14 +30,8 @@ BUILDERS = {
 }
 
 
-def hear_home() -> Path:
-    """`$HEAR_WAVJEPA_HOME`, default `~/.cache/hear-wavjepa`."""
-    default = Path.home() / ".cache" / "hear-wavjepa"
-    return Path(os.environ.get("HEAR_WAVJEPA_HOME", default)).expanduser()
-
-
 def default_out() -> Path:
-    return hear_home() / "tasks" / "mini"
+    return home() / "tasks" / "mini"
 
 
 @dataclass(frozen=True)
@@ -109,7 +103,7 @@ def build_mini(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".build-*"):  # left by a killed build
         shutil.rmtree(stale, ignore_errors=True)
-    ctx = BuildContext(out, hear_home() / "sources", seed, scale, sounds, workers, progress)
+    ctx = BuildContext(out, home() / "sources", seed, scale, sounds, workers, progress)
     reports, seen = [], set()
     for recipe in tqdm(recipes, desc="mini suite", unit="task", disable=not progress):
         start = time.perf_counter()
