@@ -62,6 +62,18 @@ def torch_python(session: nox.Session) -> str:
     return str(python)
 
 
+def _layer_on_torch_venv(python: Path, torch_py: str) -> None:
+    """Let venv `python` import torch and hear_wavjepa from the shared torch venv: its
+    site-packages join the path after the venv's own, so torch is installed once per machine."""
+    site_of = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    torch_site = subprocess.check_output([torch_py, "-c", site_of], text=True).strip()
+    own_site = subprocess.check_output([str(python), "-c", site_of], text=True).strip()
+    _atomic_write(
+        Path(own_site) / "hear_wavjepa_torch_venv.pth",
+        f"import site; site.addsitedir({torch_site!r})\n",
+    )
+
+
 def ensure_apt(session: nox.Session, packages: list[str]) -> None:
     """Install Debian packages when running as root; otherwise stop and print the exact command."""
     missing = [p for p in packages if not _dpkg_installed(p)]
@@ -111,7 +123,7 @@ def info(session: nox.Session) -> None:
 @nox.session(venv_backend="venv")
 def lint(session: nox.Session) -> None:
     """ruff check + ruff format --check."""
-    session.install("ruff>=0.6")
+    session.install("ruff==0.17.*")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -126,15 +138,7 @@ def validate(session: nox.Session) -> None:
         _pip(session, python, "tensorflow-cpu")
         _pip(session, python, "--no-deps", "--ignore-requires-python", "hearvalidator==2021.0.6")
         _atomic_write(stamp, "ok")
-    # torch and hear_wavjepa come from the shared torch venv: its site-packages join the
-    # validator venv's path (after the venv's own), so torch is installed once per machine.
-    site_of = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    torch_site = subprocess.check_output([torch_py, "-c", site_of], text=True).strip()
-    own_site = subprocess.check_output([str(python), "-c", site_of], text=True).strip()
-    _atomic_write(
-        Path(own_site) / "hear_wavjepa_torch_venv.pth",
-        f"import site; site.addsitedir({torch_site!r})\n",
-    )
+    _layer_on_torch_venv(python, torch_py)
     validator = str(VALIDATE_VENV / "bin" / "hear-validator")
     env = {"HEAR_WAVJEPA_WEIGHTS": ""}
     session.run(validator, "hear_wavjepa", external=True, env=env)
@@ -171,22 +175,53 @@ def build_tasks(session: nox.Session) -> None:
 
 @nox.session
 def pretrain(session: nox.Session) -> None:
-    """Pretrain the tiny preset on CPU (train/tiny-cpu.yaml): `-- [CORPUS] [key=value ...]`.
+    """Pretrain the tiny preset on CPU (train/tiny-cpu.yaml) into runs/tiny-cpu, then print the
+    linear-probe and kNN scores of the checkpoint next to random init on the mini suite.
 
-    CORPUS is a folder or glob of audio files or .tar shards (default $HEAR_WAVJEPA_HOME/corpus).
+    `-- [CORPUS] [key=value ...]`: CORPUS is a folder or glob of audio files or .tar shards
+    (default: the offline corpus, $HEAR_WAVJEPA_HOME/corpus, built if missing).
     """
+    cli = _hear_wavjepa(session)
     args = list(session.posargs)
     corpus = args.pop(0) if args and "=" not in args[0] else str(HOME / "corpus")
-    if not any(ch in corpus for ch in "*?[") and not Path(corpus).expanduser().exists():
-        session.error(
-            f"no pretraining corpus at {corpus}. Give a folder of audio files (wav/flac/ogg, any "
-            "rate) or WebDataset .tar shards: `nox -s pretrain -- /path/to/audio`, or put them in "
-            f"{HOME / 'corpus'}"
-        )
-    python = torch_python(session)
-    cli = str(Path(python).parent / "hear-wavjepa")
-    recipe = str(ROOT / "train" / "tiny-cpu.yaml")
-    session.run(cli, "pretrain", "--config", recipe, f"data.path={corpus}", *args, external=True)
+    if corpus == str(HOME / "corpus"):
+        session.run(cli, "tasks", "build-corpus", corpus, external=True)
+    run = HOME / "runs" / "tiny-cpu"
+    model = run / "model.safetensors"
+    if not model.is_file():
+        if run.is_dir():
+            session.run(cli, "pretrain", "--resume", str(run), external=True)
+        else:
+            recipe = str(ROOT / "train" / "tiny-cpu.yaml")
+            session.run(
+                cli,
+                "pretrain",
+                "--config",
+                recipe,
+                f"data.path={corpus}",
+                "train.name=tiny-cpu",
+                *args,
+                external=True,
+            )
+    probe = run / "probe"
+    models = [
+        'wavjepa-tiny-random=hear_wavjepa:{"preset": "tiny"}',
+        f"wavjepa-tiny-pretrained={model}",
+    ]
+    session.run(
+        cli,
+        "eval",
+        "--suite",
+        "mini",
+        "--models",
+        *models,
+        "--protocols",
+        "linear,knn",
+        "--results-dir",
+        str(probe),
+        external=True,
+    )
+    session.log((probe / "mini.md").read_text())
 
 
 def _hear_wavjepa(session: nox.Session) -> str:
@@ -224,3 +259,42 @@ def tables(session: nox.Session) -> None:
     """Regenerate results/*.md from stored scores alone (no model runs)."""
     cli = str(Path(torch_python(session)).parent / "hear-wavjepa")
     session.run(cli, "tables", *session.posargs, external=True)
+
+
+ORACLE_VENV = HOME / "venvs" / f"oracle-py{PY}"
+#: spec/hear.md §B.3, without TensorFlow; torch comes from the shared torch venv (a .pth line).
+ORACLE_RECIPE = [
+    "pytorch-lightning==1.9.5",
+    "torchmetrics>=1.5",
+    "setuptools<81",
+    "sed_eval==0.2.1",
+    "dcase_util==0.2.20",
+    "click",
+    "intervaltree",
+    "more-itertools",
+    "pandas",
+    "python-slugify",
+    "soundfile",
+    "torchinfo",
+    "tqdm",
+    "scikit-learn",
+    "scipy",
+]
+
+
+@nox.session
+def oracle(session: nox.Session) -> None:
+    """heareval 2021.1.3 against our HEAR MLP protocol on four small mini-task caches:
+    `-- [--tasks multiclass,kfold,multilabel,event] [--grid G] [--grid-points N]`."""
+    torch_py = torch_python(session)
+    python = _make_venv(session, ORACLE_VENV)
+    _layer_on_torch_venv(python, torch_py)
+    stamp = ORACLE_VENV / ".hear-wavjepa-oracle"
+    want = " ".join(ORACLE_RECIPE)
+    if not stamp.exists() or stamp.read_text() != want:
+        _pip(session, python, "--no-deps", "heareval==2021.1.3")
+        _pip(session, python, *ORACLE_RECIPE)
+        _atomic_write(stamp, want)
+    env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    script = str(ROOT / "tests" / "oracle" / "oracle.py")
+    session.run(torch_py, script, *session.posargs, external=True, env=env)

@@ -1,0 +1,169 @@
+"""`nox -s oracle`: our HEAR MLP protocol against heareval 2021.1.3 on the same cached embeddings.
+
+For one multiclass TVT, one k-fold, one multilabel and one event mini task (small HEAR-Naive
+caches, see harness.py) it runs heareval's predictions runner, then `run_hear_mlp` in `sequential`
+and `batched` mode with the same grid (event task: `--event-grid`, default `faster`, as heareval's
+event validations run sed_eval and are slow), and prints the scores side by side.
+Checks (spec/hear.md §B.6, issue C2):
+(a) metrics: our metrics on heareval's saved test predictions (`<fold>.predictions.pkl`) equal the
+    test scores heareval reports (compared after float32 rounding, as Lightning logs them);
+(b) sequential: every test split's primary score within max(1 point, 1 test item) of heareval's;
+(c) batched: the reported score within two standard errors of heareval's, SE = sqrt(p(1-p)/N)
+    with N the test items (clips, or reference events for event tasks) and at least 1/N.
+Prints PASS/FAIL per check; exits 1 on any FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import TASKS, headline_key, run_heareval, small_cache
+
+from hear_wavjepa.evaluation.cache import CachedTask, load_cached_task
+from hear_wavjepa.evaluation.hear_mlp import run_hear_mlp
+from hear_wavjepa.evaluation.metrics import get_metric
+from hear_wavjepa.paths import home
+
+
+def same_float32(a: float, b: float) -> bool:
+    """Equal after rounding to float32 (NaN equals NaN)."""
+    a32, b32 = np.float32(a), np.float32(b)
+    return bool(a32 == b32 or (np.isnan(a32) and np.isnan(b32)))
+
+
+def metric_agreement(
+    task: CachedTask, run_dir: Path, scores: dict
+) -> list[tuple[str, float, float]]:
+    """(key, ours, heareval's) for every test metric of every test split, ours recomputed on
+    heareval's saved targets and predictions (event tasks: its predicted and target events)."""
+    rows = []
+    for split, reported in scores.items():
+        pkl = run_dir / f"{split}.predictions.pkl"
+        if not pkl.exists():
+            continue
+        with open(pkl, "rb") as f:
+            saved = pickle.load(f)
+        for name in task.evaluation:
+            metric = get_metric(name)
+            if metric.event:
+                value = metric(saved["predicted_events"], saved["target_events"], task.labels)
+            else:
+                value = metric(saved["prediction"].numpy(), saved["target"].numpy())
+            subs = value if isinstance(value, tuple) else ()
+            pairs = [(f"test_{name}", value[0][1] if subs else value)]
+            pairs += [(f"test_{name}_{k}", v) for k, v in subs]
+            for key, ours in pairs:
+                rows.append((f"{split}/{key}", float(ours), float(reported[key])))
+    return rows
+
+
+def test_items(task: CachedTask, split: str) -> int:
+    """N for a split's standard error: clips, or the reference events of an event split."""
+    if task.embedding_type == "event":
+        return sum(len(v) for v in task.split_events(split).values())
+    return len(task.load(split).labels)
+
+
+def primary_per_split(scores: dict, primary: str) -> dict[str, float]:
+    return {
+        k: float(v[f"test_{primary}"])
+        for k, v in scores.items()
+        if isinstance(v, dict) and f"test_{primary}" in v
+    }
+
+
+def fmt(x: float) -> str:
+    return f"{x:8.4f}" if math.isfinite(x) else f"{x!s:>8}"
+
+
+def check_task(kind: str, cache: Path, work: Path, grid: str, grid_points: int) -> list[bool]:
+    task = load_cached_task(cache)
+    primary = task.evaluation[0]
+    print(f"\n=== {kind}: {cache.name} ({task.prediction_type}, {primary}) ===", flush=True)
+    theirs, t_heareval = run_heareval(cache, work, grid, grid_points)
+    start = time.perf_counter()
+    seq = run_hear_mlp(load_cached_task(cache), grid, grid_points, "sequential", "cpu")
+    t_seq = time.perf_counter() - start
+    start = time.perf_counter()
+    bat = run_hear_mlp(load_cached_task(cache), grid, grid_points, "batched", "cpu")
+    t_bat = time.perf_counter() - start
+    print(f"wall s: heareval {t_heareval:.1f}  sequential {t_seq:.1f}  batched {t_bat:.1f}")
+    print(f"best hparams: heareval lr={theirs['hparams']['lr']} "
+          f"layers={theirs['hparams']['hidden_layers']}  sequential lr={seq['hparams']['lr']} "
+          f"layers={seq['hparams']['hidden_layers']}  batched lr={bat['hparams']['lr']} "
+          f"layers={bat['hparams']['hidden_layers']}")  # fmt: skip
+    results = []
+
+    rows = metric_agreement(task, work / cache.name, theirs)
+    bad = [r for r in rows if not same_float32(r[1], r[2])]
+    for key, ours, ref in bad:
+        print(f"  metric mismatch {key}: ours {ours!r} heareval {ref!r}")
+    ok = bool(rows) and not bad
+    results.append(ok)
+    print(f"(a) metrics on heareval's predictions: {len(rows) - len(bad)}/{len(rows)} equal  "
+          f"{'PASS' if ok else 'FAIL'}")  # fmt: skip
+
+    print(f"    {'split':<10} {'heareval':>8} {'seq':>8} {'diff':>8} {'batched':>8} {'diff':>8}  "
+          f"epochs h/s/b")  # fmt: skip
+    ref_split, seq_split = primary_per_split(theirs, primary), primary_per_split(seq, primary)
+    bat_split = primary_per_split(bat, primary)
+    ok_seq = True
+    for split, ref in ref_split.items():
+        tol = max(0.01, 1 / test_items(task, split))
+        diff = seq_split[split] - ref
+        ok_seq &= abs(diff) <= tol
+        epochs = [int(s[split]["epoch"]) for s in (theirs, seq, bat)]
+        print(f"    {split:<10} {fmt(ref)} {fmt(seq_split[split])} {fmt(diff)} "
+              f"{fmt(bat_split[split])} {fmt(bat_split[split] - ref)}  {epochs}")  # fmt: skip
+    results.append(ok_seq)
+    print(f"(b) sequential within max(1 point, 1 item) per split: {'PASS' if ok_seq else 'FAIL'}")
+
+    section, key = headline_key(theirs, primary)
+    ref, ours = float(theirs[section][key]), float(bat[section][key])
+    n = sum(test_items(task, s) for s in ref_split)
+    se = math.sqrt(max(ref * (1 - ref), 0.0) / n) if 0 <= ref <= 1 else math.inf
+    tol = max(2 * se, 1 / n)
+    ok_bat = abs(ours - ref) <= tol
+    results.append(ok_bat)
+    print(f"(c) batched {key}: heareval {ref:.4f} ours {ours:.4f} diff {ours - ref:+.4f}, "
+          f"2 SE = {2 * se:.4f} (N={n}): {'PASS' if ok_bat else 'FAIL'}")  # fmt: skip
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", default="default", choices=["default", "fast", "faster"])
+    parser.add_argument("--event-grid", default="faster", choices=["default", "fast", "faster"])
+    parser.add_argument("--grid-points", type=int, default=2)
+    parser.add_argument("--dim-stride", type=int, default=16, help="keep every k-th dimension")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"of {','.join(TASKS)}")
+    args = parser.parse_args(argv)
+    kinds = [k for k in args.tasks.split(",") if k]
+    unknown = set(kinds) - set(TASKS)
+    if unknown:
+        parser.error(f"unknown tasks {sorted(unknown)}")
+    work = home() / "oracle" / "runs"
+    work.mkdir(parents=True, exist_ok=True)
+    outcome: dict[str, Any] = {}
+    for kind in kinds:
+        cache = small_cache(TASKS[kind], args.dim_stride)
+        grid = args.event_grid if kind == "event" else args.grid  # sed_eval makes event epochs slow
+        outcome[kind] = check_task(kind, cache, work, grid, args.grid_points)
+    print("\n=== summary (a) metrics, (b) sequential, (c) batched ===")
+    for kind, res in outcome.items():
+        print(f"  {kind:<11} " + "  ".join("PASS" if r else "FAIL" for r in res))
+    return 0 if all(all(r) for r in outcome.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
