@@ -478,8 +478,6 @@ class Scorer:
                 values[f"test_{metric.name}"] = primary_value(score)
             else:
                 values = {f"test_{metric.name}": float(score)}
-            if events is not None:  # heareval: an undefined event score (nothing predicted) is 0
-                values = {k: 0.0 if math.isnan(v) else v for k, v in values.items()}
             out.update(values)
         out["test_score"] = out[f"test_{self.metrics[0].name}"]
         return out
