@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
+from hear_wavjepa.evaluation.report import PUBLISHED
 from hear_wavjepa.evaluation.tables import (
     NOT_APPLICABLE,
     Cell,
@@ -15,8 +15,6 @@ from hear_wavjepa.evaluation.tables import (
     robustness,
     s_of_m,
 )
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "published_hear.csv"
 
 
 def test_s_of_m_hand_computed():
@@ -55,7 +53,7 @@ def test_s_of_m_minimised_metric_and_missing_tasks():
 
 def test_s_of_m_reproduces_the_published_column():
     """The seed's table: HEAR-Naive floor, best of the card's rows as ceiling (within 3.2)."""
-    with SHARED.open() as f:
+    with PUBLISHED.open() as f:
         rows = list(csv.DictReader(f))
     tasks = [c for c in rows[0] if c not in ("group", "model", "size", "s(m)")]
     scores = {
