@@ -59,7 +59,10 @@ def info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         importlib.import_module(module)
-    parser = argparse.ArgumentParser(prog="hear-wavjepa", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="hear-wavjepa",
+        description="WavJEPA / WavJEPA-Nat: pretraining, HEAR embeddings, (Nat-)HEAR evaluation.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure, _) in COMMANDS.items():
         configure(sub.add_parser(name, help=help_text, description=help_text))
