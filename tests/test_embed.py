@@ -32,7 +32,8 @@ def test_scene_cache_has_heareval_names_shapes_and_dtypes(tmp_path):
     task = write_task(tmp_path / "toy-v0-full", duration=1.0)
     result = embed_task(TINY, task, progress=False)
     out = result.out_dir
-    assert out == tmp_path / "home" / "embeddings" / TINY.key() / "toy-v0-full"
+    assert out.parent == tmp_path / "home" / "embeddings" / TINY.key()
+    assert out.name.startswith("toy-v0-full-")
     assert result.clips == 6 and (out / ".done.embeddings").is_file()
     for name in ("task_metadata.json", "labelvocabulary.csv", "train.json"):
         assert (out / name).read_bytes() == (task / name).read_bytes()
@@ -137,6 +138,14 @@ def test_bad_modules_and_tasks(tmp_path):
         embed_task(NAIVE, tmp_path / "empty", progress=False)
     with pytest.raises(ValueError, match="channels"):
         ModuleSpec("hear_wavjepa", channels="left")
+
+
+def test_a_rebuilt_task_gets_a_fresh_cache(tmp_path):
+    task = write_task(tmp_path / "toy-v0-full")
+    first = embed_task(NAIVE, task, progress=False).out_dir
+    (task / "train.json").write_text(json.dumps({"train_0.wav": ["dog"], "train_1.wav": ["dog"]}))
+    second = embed_task(NAIVE, task, progress=False)
+    assert second.out_dir != first and second.clips == 6
 
 
 def test_cache_keys_separate_options_and_weights(tmp_path):

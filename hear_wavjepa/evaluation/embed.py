@@ -140,7 +140,16 @@ def load_hear_model(spec: ModuleSpec, module: ModuleType, device: torch.device) 
 
 
 def cache_dir(spec: ModuleSpec, task: Task, root: Path | None = None) -> Path:
-    return (root or home() / "embeddings") / spec.key() / task.name
+    """`<root>/<module key>/<task folder>-<task digest>`: a rebuilt task gets a fresh cache."""
+    return (root or home() / "embeddings") / spec.key() / f"{task.name}-{task_digest(task)}"
+
+
+def task_digest(task: Task) -> str:
+    """12 hex digits of sha256 over the task's metadata, vocabulary and split files."""
+    digest = hashlib.sha256()
+    for name in ("task_metadata.json", "labelvocabulary.csv", *(f"{s}.json" for s in task.splits)):
+        digest.update(name.encode() + b"\0" + (task.path / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,10 @@ def build_sounds(recipe: TaskRecipe, ctx: BuildContext, out: Path) -> None:
     cap = max(recipe.min_per_class, round(p["cap_per_class"] * ctx.scale))
     cache = SoundCache(ctx.sources_dir)
     n = round(recipe.duration * SAMPLE_RATE)
-    writer = TaskWriter(out, recipe, labels)
     dropped = sorted(k for k, v in by_label.items() if k not in labels)
     totals: dict[str, int] = {}
+    plans: dict[str, tuple[list[Recording], dict[str, str]]] = {}
+    unrotatable = []
     for label in labels:
         pool = sorted(by_label[label], key=lambda r: r.md5)
         chosen = [pool[i] for i in sorted(rng.permutation(len(pool))[:cap])]
@@ -57,6 +58,19 @@ def build_sounds(recipe: TaskRecipe, ctx: BuildContext, out: Path) -> None:
         for rec in chosen:
             sizes[recording_group(rec)] = sizes.get(recording_group(rec), 0) + 1
         fold_of = balanced_folds(sizes, recipe.splits, rng, totals)
+        # Fold i is tested with fold i+1 as validation: a class in fewer than 3 folds would be
+        # missing from some rotation's training folds. Splitting a recording group across folds
+        # would leak near-duplicate takes, so such a class is left out instead.
+        if len(set(fold_of.values())) < 3:
+            unrotatable.append(label)
+            continue
+        plans[label] = (chosen, fold_of)
+    labels = [label for label in labels if label in plans]
+    if len(labels) < 2:
+        raise RuntimeError(f"{recipe.task_name}: fewer than 2 classes span 3 folds")
+    writer = TaskWriter(out, recipe, labels)
+    for label in labels:
+        chosen, fold_of = plans[label]
         for rec in chosen:
             audio = trim_silence(cache.load(rec.md5))
             # long ambiences: a random window; short events: from the onset
@@ -69,8 +83,8 @@ def build_sounds(recipe: TaskRecipe, ctx: BuildContext, out: Path) -> None:
     notes = (
         f"Sound tier `{ctx.sounds}`: packages {', '.join(indexes)}. {len(verified)} verified "
         f"recordings; {skipped} listed files skipped (md5 mismatch or missing). Classes left out "
-        f"(< {p['min_recordings']} recordings): {', '.join(dropped) or 'none'}. "
-        f"Cap per class: {cap}."
+        f"(< {p['min_recordings']} recordings): {', '.join(dropped) or 'none'}; (recordings in "
+        f"fewer than 3 folds): {', '.join(unrotatable) or 'none'}. Cap per class: {cap}."
     )
     versions = {k: v["version"] for k, v in indexes.items()}
     writer.finish(list(indexes), versions, notes)
