@@ -52,6 +52,11 @@ def test_model_ids_are_readable_stable_and_distinct(tmp_path):
     assert parse_model(str(ckpt)).model_id == parse_model(str(moved)).model_id  # same weights
     moved.write_bytes(b"weights-2")
     assert parse_model(str(ckpt)).model_id != parse_model(str(moved)).model_id
+    named = parse_model(f"run1={ckpt}")
+    assert named.name == "run1" and named.spec.model_path == str(ckpt)
+    lightning = tmp_path / "epoch=3.safetensors"
+    lightning.write_bytes(b"weights-3")
+    assert parse_model(str(lightning)).spec.model_path == str(lightning)
 
 
 def test_bad_models_suites_and_task_dirs(tmp_path):

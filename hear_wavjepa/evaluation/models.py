@@ -32,7 +32,7 @@ class ModelEntry:
 
 def parse_model(text: str, channels: str = "auto") -> ModelEntry:
     """`[NAME=]TARGET` -> ModelEntry (see the module docstring)."""
-    name, _, target = text.rpartition("=") if _looks_named(text) else ("", "", text)
+    name, _, target = text.partition("=") if _looks_named(text) else ("", "", text)
     module, options = target, {}
     if target.endswith(".safetensors"):
         if not Path(target).is_file():
@@ -54,8 +54,9 @@ def parse_model(text: str, channels: str = "auto") -> ModelEntry:
 
 
 def _looks_named(text: str) -> bool:
-    head = text.split(":", 1)[0]
-    return "=" in head and not head.endswith(".safetensors")
+    """`NAME=...` with a plain NAME, unless `text` is itself a file (e.g. `epoch=3.safetensors`)."""
+    name, sep, _ = text.partition("=")
+    return bool(sep) and not Path(text).is_file() and re.fullmatch(r"[\w.-]+", name) is not None
 
 
 def _options_name(options: dict) -> str:
