@@ -161,7 +161,9 @@ def bench(session: nox.Session) -> None:
             and script.stem.removeprefix("bench_") not in wanted
         ):
             continue
-        session.run(python, str(script), external=True)
+        # the benchmarks share the tests' helper modules (tests/, tests/oracle/)
+        helpers = os.pathsep.join([str(ROOT / "tests"), str(ROOT / "tests" / "oracle")])
+        session.run(python, str(script), external=True, env={"PYTHONPATH": helpers})
 
 
 @nox.session(name="build-tasks")

@@ -16,9 +16,6 @@ import json
 import resource
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "oracle"))
 
 from harness import ORACLE_PYTHON, TASKS, run_heareval, small_cache
 

@@ -16,9 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from synthetic_cache import event_cache, scene_cache
 
 from hear_wavjepa.evaluation.cache import load_cached_task

@@ -24,9 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from harness import TASKS, headline_key, run_heareval, small_cache
 
 from hear_wavjepa.evaluation.cache import CachedTask, load_cached_task
