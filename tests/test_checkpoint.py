@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
+from reference_layout import ReferenceLikeJEPA
 
 from hear_wavjepa import get_timestamp_embeddings, load_model
 from hear_wavjepa.checkpoint import (
@@ -16,7 +16,6 @@ from hear_wavjepa.checkpoint import (
 )
 from hear_wavjepa.cli import main as cli
 from hear_wavjepa.model import WavJEPA, preset
-from hear_wavjepa.model.positions import positional_table
 from hear_wavjepa.reference import convert_reference
 
 
@@ -104,81 +103,6 @@ def test_cli_init_writes_a_loadable_checkpoint(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     _, ckpt = load_encoder(out)
     assert ckpt.config == preset("tiny") and ckpt.metadata["step"] == 0
-
-
-# -- the reference's Lightning layout, rebuilt from torch.nn modules ---------------------------
-
-
-def _reference_conv_stack(config) -> nn.ModuleList:
-    layers, in_ch = [], 1
-    for i, (out_ch, kernel, stride) in enumerate(config.conv_layers):
-        block = [nn.Conv1d(in_ch, out_ch, kernel, stride=stride, bias=False), nn.Dropout(0.0)]
-        if i == 0:
-            block.append(nn.GroupNorm(out_ch, out_ch, affine=True))
-        block.append(nn.GELU())
-        layers.append(nn.Sequential(*block))
-        in_ch = out_ch
-    return nn.ModuleList(layers)
-
-
-def _reference_transformer(cfg) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(
-        cfg.dim,
-        cfg.heads,
-        cfg.mlp_dim,
-        dropout=0.0,
-        activation="gelu",
-        layer_norm_eps=1e-6,
-        batch_first=True,
-        norm_first=False,
-    )
-    return nn.TransformerEncoder(
-        layer, cfg.depth, norm=nn.LayerNorm(cfg.dim), enable_nested_tensor=False
-    )
-
-
-class ReferenceLikeJEPA(nn.Module):
-    """The reference's module naming (spec §13), built from stock torch.nn modules."""
-
-    def __init__(self, config) -> None:
-        super().__init__()
-        self.config = config
-        extract = nn.Module()
-        if config.in_channels == 1:
-            extract.cnn = _reference_conv_stack(config)
-        else:
-            extract.cnns = nn.ModuleList(_reference_conv_stack(config) for _ in range(2))
-        self.extract_audio = extract
-        conv_dim = config.conv_layers[-1][0]
-        self.feature_norms = nn.LayerNorm(conv_dim)
-        self.post_extraction_mapper = nn.Linear(conv_dim, config.encoder.dim)
-        self.encoder = _reference_transformer(config.encoder)
-        self.teacher_encoder = _reference_transformer(config.encoder)
-        self.decoder = _reference_transformer(config.predictor)
-        self.encoder_to_decoder_mapper = nn.Linear(config.encoder.dim, config.predictor.dim)
-        self.decoder_to_encoder_mapper = nn.Linear(config.predictor.dim, config.encoder.dim)
-        self.mask_token = nn.Parameter(torch.randn(1, 1, config.predictor.dim) * 0.02)
-        frames, ch = config.frames_per_crop, config.in_channels
-        self.pos_encoding_encoder = nn.Parameter(
-            positional_table(config.encoder.dim, frames, ch)[None], requires_grad=False
-        )
-        self.pos_encoding_decoder = nn.Parameter(
-            positional_table(config.predictor.dim, frames, ch)[None], requires_grad=False
-        )
-
-    def encode(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, C, 32159) -> (B, C * 200, D): the reference's get_audio_representation."""
-        stacks = (
-            [self.extract_audio.cnn] if self.config.in_channels == 1 else self.extract_audio.cnns
-        )
-        feats = []
-        for c, stack in enumerate(stacks):
-            x = wave[:, c : c + 1]
-            for block in stack:
-                x = block(x)
-            feats.append(x.transpose(1, 2))
-        x = self.post_extraction_mapper(self.feature_norms(torch.cat(feats, dim=1)))
-        return self.encoder.train()(x + self.pos_encoding_encoder)
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny-nat"])

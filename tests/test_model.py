@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference_layout import reference_transformer
 
 from hear_wavjepa.model import (
     TimeInverseMasker,
@@ -115,19 +116,7 @@ def test_post_ln_layer_equals_torch_transformer_encoder_layer():
     torch.manual_seed(0)
     config = preset("tiny").encoder
     ours = Transformer(config).eval()
-    layer = torch.nn.TransformerEncoderLayer(
-        config.dim,
-        config.heads,
-        config.mlp_dim,
-        dropout=0.0,
-        activation="gelu",
-        layer_norm_eps=1e-6,
-        batch_first=True,
-        norm_first=False,
-    )
-    theirs = torch.nn.TransformerEncoder(
-        layer, config.depth, norm=torch.nn.LayerNorm(config.dim), enable_nested_tensor=False
-    ).train()  # train mode: no fast path, padded queries still computed
+    theirs = reference_transformer(config).train()  # train mode: no fast path
     theirs.load_state_dict(ours.state_dict())
     x = torch.randn(3, 50, config.dim)
     padding = torch.rand(3, 50) < 0.4

@@ -118,11 +118,7 @@ def _event_based(
     known = {str(label) for label in labels}
     ntp = nsys = nref = 0
     for filename in predictions:
-        est = _seconds(predictions[filename])
-        ref = _seconds(targets.get(filename, ()))
-        for label, _, _ in est + ref:
-            if label not in known:
-                raise ValueError(f"event label {label!r} of {filename} is not in the vocabulary")
+        est, ref = _file_events(predictions, targets, filename, known)
         nsys += len(est)
         nref += len(ref)
         if not est or not ref:
@@ -141,6 +137,16 @@ def _event_based(
         ntp += int(hit[rows, cols].sum())
     f, p, r = _precision_recall_f(ntp, nsys, nref)
     return (("f_measure", f), ("precision", p), ("recall", r))
+
+
+def _file_events(predictions: Events, targets: Events, filename: str, known):
+    """(estimated, reference) events of one file in seconds; labels must be in `known`."""
+    est = _seconds(predictions[filename])
+    ref = _seconds(targets.get(filename, ()))
+    for label, _, _ in est + ref:
+        if label not in known:
+            raise ValueError(f"event label {label!r} of {filename} is not in the vocabulary")
+    return est, ref
 
 
 def _event_roll(
@@ -167,11 +173,7 @@ def _segment_error_rate(
     index = {str(label): i for i, label in enumerate(labels)}
     subs = dels = ins = nref = 0.0
     for filename in predictions:
-        est = _seconds(predictions[filename])
-        ref = _seconds(targets.get(filename, ()))
-        for label, _, _ in est + ref:
-            if label not in index:
-                raise ValueError(f"event label {label!r} of {filename} is not in the vocabulary")
+        est, ref = _file_events(predictions, targets, filename, index)
         length_s = max(
             max((o for _, _, o in ref), default=0.0), max((o for _, _, o in est), default=0.0)
         )

@@ -42,6 +42,7 @@ import soundfile
 import torch
 from tqdm import tqdm
 
+from hear_wavjepa.atomicio import write_text
 from hear_wavjepa.paths import home
 from hear_wavjepa.suites.mini.attributions import SOURCES, debian_version
 from hear_wavjepa.suites.mini.music import DRUM_BANK, GMSynth
@@ -438,12 +439,6 @@ def _sources_md(real: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text(path: Path, text: str) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_text(text)
-    part.replace(path)
-
-
 @contextmanager
 def _one_torch_thread() -> Iterator[None]:
     """Torch intra-op threads = 1 inside (the build parallelises over clips); restored after."""
@@ -527,7 +522,7 @@ def build_corpus(
     bar.close()
     manifest = {"settings": settings, "clips": [_public(c) for c in plan],
                 "counts": dict(sorted(Counter(c["kind"] for c in plan).items()))}  # fmt: skip
-    _write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False))
-    _write_text(out / "SOURCES.md", _sources_md(real))
+    write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False))
+    write_text(out / "SOURCES.md", _sources_md(real))
     size = sum(os.path.getsize(out / c["file"]) for c in plan)
     return CorpusReport(out, manifest["counts"], len(pending), time.perf_counter() - start, size)
