@@ -14,9 +14,11 @@ from hear_wavjepa.evaluation.cache import load_cached_task
 from hear_wavjepa.evaluation.hear_mlp import (
     GRIDS,
     Scorer,
+    _init_stack,
     aggregate_folds,
     events_for_files,
     events_from_frames,
+    heareval_net,
     run_hear_mlp,
     sample_grid,
     split_arrays,
@@ -92,6 +94,23 @@ def test_batched_stack_equals_each_point_alone(tvt_task):
         for key, tensors in alone.state.items():
             for a, b in zip(tensors, together.state[key], strict=True):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [0, 1, 2])
+def test_heareval_module_and_stack_draw_the_same_initialisation(layers):
+    """Sequential mode's nn modules (global RNG) and batched mode's stack (a generator) both
+    draw Linear's default init, then xavier, layer by layer: the same seed gives equal weights."""
+    conf = _conf(hidden_layers=layers, initialization="xavier_normal_")
+    torch.manual_seed(7)
+    net = heareval_net(conf, 12, 4)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    gen = torch.Generator().manual_seed(7)
+    stack = _init_stack([conf], 12, 4, [gen], torch.device("cpu"))
+    assert len(linears) == len(stack.weights) == layers + 1
+    for linear, w, b in zip(linears, stack.weights, stack.biases, strict=True):
+        assert torch.equal(linear.weight.T, w[0]) and torch.equal(linear.bias, b[0, 0])
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["Linear", "BatchNorm1d", "Dropout", "ReLU"] * layers + ["Linear"]
 
 
 def test_early_stopping_counts_validation_checks(tvt_task):

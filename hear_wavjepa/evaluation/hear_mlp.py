@@ -10,8 +10,9 @@ checks, and tested with its best checkpoint.
 Two modes. `batched` (default) trains all grid points of one architecture at once as a stack of
 weights (G, in, out) with batched matmuls; grid point g of fold f draws its initialisation and
 dropout masks from its own generators seeded from `seed + 1000 f + g`, so a stack equals training
-each point alone. `sequential` trains one model after another on torch's global RNG seeded once per
-task, consuming random numbers in heareval's order (per layer: Linear's default init, then xavier;
+each point alone. `sequential` trains heareval's own module (nn.Linear, nn.BatchNorm1d, nn.Dropout,
+torch.optim.Adam) one grid point after another on torch's global RNG seeded once per task,
+consuming random numbers in heareval's order (per layer: Linear's default init, then xavier;
 torchinfo's random input; one draw per DataLoader iterator) for parity checks against heareval.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,12 +211,13 @@ def check_train_classes(task: CachedTask, train: SplitArrays, others: Sequence[S
 
 
 # ----------------------------------------------------------------------------------------------
-# A stack of G MLPs of one architecture
+# A stack of G MLPs of one architecture (batched mode)
 
 
 @dataclass
 class _Stack:
-    """Weights of G same-shaped MLPs: per layer W (G, in, out) and b (G, 1, out)."""
+    """Weights of G same-shaped MLPs: per layer W (G, in, out) and b (G, 1, out); per hidden
+    layer BatchNorm weight, bias and running statistics (G, 1, H)."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
@@ -235,7 +237,7 @@ class _Stack:
         def pick(ts: list[torch.Tensor], grad: bool) -> list[torch.Tensor]:
             return [t.detach()[keep].clone().requires_grad_(grad) for t in ts]
 
-        out = _Stack(
+        return _Stack(
             pick(self.weights, True),
             pick(self.biases, True),
             pick(self.bn_weight, True),
@@ -245,7 +247,6 @@ class _Stack:
             {k: pick(v, False) for k, v in self.adam.items()},
             self.step,
         )
-        return out
 
     def snapshot(self, g: int) -> dict[str, list[torch.Tensor]]:
         return {
@@ -255,42 +256,42 @@ class _Stack:
 
 
 def _init_layer(
-    fan_in: int, fan_out: int, init: str, gain: float, generator: torch.Generator | None
+    fan_in: int, fan_out: int, init: str, gain: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.nn.Linear's default init (kaiming weight, uniform bias), then heareval's xavier."""
+    """torch.nn.Linear's default init (kaiming weight, uniform bias), then heareval's xavier;
+    returns W (in, out) and b (out,)."""
     weight = torch.empty(fan_out, fan_in)
     bias = torch.empty(fan_out)
     torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
     torch.nn.init.uniform_(bias, -bound, bound, generator=generator)
-    if init == "xavier_uniform_":
-        torch.nn.init.xavier_uniform_(weight, gain=gain, generator=generator)
-    elif init == "xavier_normal_":
-        torch.nn.init.xavier_normal_(weight, gain=gain, generator=generator)
-    else:
-        raise ValueError(f"unknown initialization {init!r}")
+    _xavier(init)(weight, gain=gain, generator=generator)
     return weight.T.contiguous(), bias
+
+
+def _xavier(init: str) -> Callable[..., torch.Tensor]:
+    if init not in ("xavier_uniform_", "xavier_normal_"):
+        raise ValueError(f"unknown initialization {init!r}")
+    return getattr(torch.nn.init, init)
 
 
 def _init_stack(
     confs: Sequence[dict],
     nfeatures: int,
     nlabels: int,
-    generators: Sequence[torch.Generator | None],
+    generators: Sequence[torch.Generator],
     device: torch.device,
 ) -> _Stack:
     layers = confs[0]["hidden_layers"]
     hidden = confs[0]["hidden_dim"]
     dims = [nfeatures] + [hidden] * layers + [nlabels]
-    per_point = []
-    for conf, gen in zip(confs, generators, strict=True):
-        layers_g = []
-        for i in range(len(dims) - 1):
-            gain = 1.0 if i == 0 else math.sqrt(2.0)
-            layers_g.append(_init_layer(dims[i], dims[i + 1], conf["initialization"], gain, gen))
-        per_point.append(layers_g)
-        if gen is None:  # torchinfo.summary's random input (64, nfeatures) in heareval
-            torch.rand(64, nfeatures)
+    per_point = [
+        [
+            _init_layer(dims[i], dims[i + 1], conf["initialization"], _gain(i), gen)
+            for i in range(len(dims) - 1)
+        ]
+        for conf, gen in zip(confs, generators, strict=True)
+    ]
     weights = [
         torch.stack([p[i][0] for p in per_point]).to(device).requires_grad_()
         for i in range(len(dims) - 1)
@@ -312,47 +313,60 @@ def _init_stack(
     )
 
 
+def _gain(layer: int) -> float:
+    """heareval's xavier gain: 1 after the (linear) input, sqrt(2) after a ReLU."""
+    return 1.0 if layer == 0 else math.sqrt(2.0)
+
+
 def _forward(
     stack: _Stack,
     x: torch.Tensor,
     train: bool,
     dropout: float,
-    generators: Sequence[torch.Generator | None],
+    generators: Sequence[torch.Generator],
 ) -> torch.Tensor:
-    """Logits (G, B, C) of every stacked MLP on the shared input x (B, D)."""
+    """Logits (G, B, C) of every stacked MLP on the shared input x (B, D).
+
+    BatchNorm runs as one fused `F.batch_norm` over the G·H channels of a (B, G·H) view; each
+    point draws its dropout mask (B, H) from its own generator into one (G, B, H) buffer.
+    """
     h = x
-    layers = len(stack.weights) - 1
-    for i in range(layers):
-        h = torch.matmul(h, stack.weights[i]) + stack.biases[i]
-        if train:
-            if h.shape[1] < 2:
-                raise ValueError(
-                    "a training batch of 1 item cannot be batch-normalised (BatchNorm1d, as in "
-                    "heareval); the training set size is 1 more than a multiple of the batch size"
-                )
-            mean = h.mean(dim=1, keepdim=True)
-            var = h.var(dim=1, unbiased=False, keepdim=True)
-            with torch.no_grad():
-                n = h.shape[1]
-                stack.running_mean[i].mul_(0.9).add_(0.1 * mean)
-                stack.running_var[i].mul_(0.9).add_(0.1 * var * n / (n - 1))
-        else:
-            mean, var = stack.running_mean[i], stack.running_var[i]
-        h = (h - mean) / torch.sqrt(var + 1e-5) * stack.bn_weight[i] + stack.bn_bias[i]
+    g = len(stack.weights[0])
+    for i in range(len(stack.weights) - 1):
+        if h.dim() == 2:
+            h = h.expand(g, *h.shape)
+        h = torch.baddbmm(stack.biases[i], h, stack.weights[i])
+        _, b, hidden = h.shape
+        if train and b < 2:
+            raise ValueError(
+                "a training batch of 1 item cannot be batch-normalised (BatchNorm1d, as in "
+                "heareval); the training set size is 1 more than a multiple of the batch size"
+            )
+        flat = h.transpose(0, 1).reshape(b, g * hidden)
+        flat = F.batch_norm(
+            flat,
+            stack.running_mean[i].view(-1),
+            stack.running_var[i].view(-1),
+            stack.bn_weight[i].view(-1),
+            stack.bn_bias[i].view(-1),
+            training=train,
+            momentum=0.1,
+            eps=1e-5,
+        )
+        h = flat.view(b, g, hidden).transpose(0, 1)
         if train and dropout > 0:
-            masks = []
-            for gen in generators:
-                mask = torch.empty(h.shape[1:], device=h.device).bernoulli_(
-                    1 - dropout, generator=gen
-                )
-                masks.append(mask.div_(1 - dropout))
-            h = h * torch.stack(masks)
+            mask = torch.empty((g, b, hidden), device=h.device)
+            for k, gen in enumerate(generators):
+                mask[k].bernoulli_(1 - dropout, generator=gen)
+            h = h * mask.div_(1 - dropout)
         h = torch.relu(h)
-    return torch.matmul(h, stack.weights[-1]) + stack.biases[-1]
+    if h.dim() == 2:
+        h = h.expand(g, *h.shape)
+    return torch.baddbmm(stack.biases[-1], h, stack.weights[-1])
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tensor:
-    """Per-point mean loss (G,): CE on argmax(one-hot) or BCE-with-logits."""
+def _stack_loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tensor:
+    """Per-point mean loss (G,) of logits (G, B, C): CE on argmax(one-hot), or BCE-with-logits."""
     g, b, c = logits.shape
     if multiclass:
         target = y.argmax(dim=1).repeat(g)
@@ -362,37 +376,79 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tens
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2))
 
 
+def heareval_loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tensor:
+    """heareval's loss of one model's logits (N, C): CE on argmax(one-hot), or BCE-with-logits."""
+    if multiclass:
+        return F.cross_entropy(logits, y.argmax(dim=1))
+    return F.binary_cross_entropy_with_logits(logits, y)
+
+
 def _adam_step(stack: _Stack, lr: torch.Tensor) -> None:
-    """torch.optim.Adam's update (betas 0.9/0.999, eps 1e-8) with a learning rate per point."""
+    """torch.optim.Adam's update (betas 0.9/0.999, eps 1e-8) with a learning rate per point,
+    as `_foreach` ops over all tensors of the stack."""
     params = stack.params()
+    grads = [p.grad for p in params]
     if not stack.adam:
-        stack.adam = {
-            "m": [torch.zeros_like(p) for p in params],
-            "v": [torch.zeros_like(p) for p in params],
-        }
+        stack.adam = {key: [torch.zeros_like(p) for p in params] for key in ("m", "v")}
+    m, v = stack.adam["m"], stack.adam["v"]
     stack.step += 1
     bc1 = 1 - 0.9**stack.step
     bc2_sqrt = math.sqrt(1 - 0.999**stack.step)
     with torch.no_grad():
-        for p, m, v in zip(params, stack.adam["m"], stack.adam["v"], strict=True):
-            grad = p.grad
-            m.lerp_(grad, 0.1)
-            v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-            denom = (v.sqrt() / bc2_sqrt).add_(1e-8)
-            step = (lr / bc1).view(-1, *([1] * (p.dim() - 1)))
-            p.sub_(step * m / denom)
+        torch._foreach_lerp_(m, grads, 0.1)
+        torch._foreach_mul_(v, 0.999)
+        torch._foreach_addcmul_(v, grads, grads, value=0.001)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, 1e-8)
+        updates = torch._foreach_div(m, denom)
+        for p, u in zip(params, updates, strict=True):
+            p.sub_(u.mul_((lr / bc1).view(-1, *([1] * (p.dim() - 1)))))
             p.grad = None
 
 
-def _predict(
-    stack: _Stack, x: torch.Tensor, batch_size: int, multiclass: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode (logits, probabilities), each (G, N, C)."""
+def _predict_stack(stack: _Stack, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Eval-mode logits (G, N, C)."""
     with torch.no_grad():
         chunks = [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
-        logits = torch.cat([_forward(stack, c, False, 0.0, []) for c in chunks], dim=1)
-    probs = torch.softmax(logits, dim=-1) if multiclass else torch.sigmoid(logits)
-    return logits, probs
+        return torch.cat([_forward(stack, c, False, 0.0, []) for c in chunks], dim=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# heareval's own module, trained one grid point at a time (sequential mode)
+
+
+def heareval_net(conf: dict[str, Any], nfeatures: int, nlabels: int) -> torch.nn.Sequential:
+    """heareval's FullyConnectedPrediction as nn modules built in its order (so they draw the
+    same random numbers): per hidden layer Linear → BatchNorm1d → Dropout → ReLU, then Linear."""
+    init = _xavier(conf["initialization"])
+    modules: list[torch.nn.Module] = []
+    dim = nfeatures
+    for i in range(conf["hidden_layers"]):
+        linear = torch.nn.Linear(dim, conf["hidden_dim"])
+        init(linear.weight, gain=_gain(i))
+        modules += [
+            linear,
+            torch.nn.BatchNorm1d(conf["hidden_dim"]),
+            torch.nn.Dropout(conf["dropout"]),
+            torch.nn.ReLU(),
+        ]
+        dim = conf["hidden_dim"]
+    projection = torch.nn.Linear(dim, nlabels)
+    init(projection.weight, gain=_gain(conf["hidden_layers"]))
+    return torch.nn.Sequential(*modules, projection)
+
+
+def _predict_net(net: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Eval-mode logits (N, C), batch by batch."""
+    net.eval()
+    with torch.no_grad():
+        return torch.cat([net(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _dataloader_seed() -> None:
+    """The draw a DataLoader makes from torch's global RNG when an iterator starts."""
+    torch.empty((), dtype=torch.int64).random_()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,12 +484,15 @@ class Scorer:
         return False if self.monitor_loss else self.metrics[0].maximize
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> float:
-        return float(_loss(logits[None], y, self.multiclass)[0])
+        return float(heareval_loss(logits, y, self.multiclass))
 
-    def validate(
-        self, logits: torch.Tensor, probs: torch.Tensor, split: SplitArrays
-    ) -> tuple[float, Postprocessing]:
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """heareval's predictions: softmax (multiclass) or sigmoid of logits (N, C)."""
+        return torch.softmax(logits, dim=-1) if self.multiclass else torch.sigmoid(logits)
+
+    def validate(self, logits: torch.Tensor, split: SplitArrays) -> tuple[float, Postprocessing]:
         """The monitored value and (event tasks) the best post-processing of this validation."""
+        probs = self.probabilities(logits)
         if self.monitor_loss:
             value = self.loss(logits, split.y)
             post = self._best_postprocessing(probs, split)[1] if split.target_events else ()
@@ -463,9 +522,10 @@ class Scorer:
         return scored[0]
 
     def test(
-        self, logits: torch.Tensor, probs: torch.Tensor, split: SplitArrays, post: Postprocessing
+        self, logits: torch.Tensor, split: SplitArrays, post: Postprocessing
     ) -> dict[str, float]:
         """heareval's test dict: test_loss, test_<metric> (and sub-scores), test_score."""
+        probs = self.probabilities(logits)
         out = {"test_loss": self.loss(logits, split.y)}
         events = self._events(probs, split, post) if split.target_events is not None else None
         for metric in self.metrics:
@@ -489,21 +549,71 @@ class Scorer:
 
 @dataclass
 class TrainedPoint:
-    """One trained grid point: its conf, best validation score/epoch/post-processing and weights."""
+    """One trained grid point: its conf, best validation score/epoch/post-processing and the
+    weights of that best checkpoint (a stack snapshot, or the state of heareval's module)."""
 
     conf: dict[str, Any]
     validation_score: float
     epoch: int
     postprocessing: Postprocessing
-    state: dict[str, list[torch.Tensor]]
+    state: dict[str, Any]
     time_in_min: float
     last_epoch: int
+    net: torch.nn.Module | None = None
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Eval-mode logits (N, C) of the best checkpoint."""
+        if self.net is not None:
+            self.net.load_state_dict(self.state)
+            return _predict_net(self.net, x, self.conf["batch_size"])
+        stack = _Stack(**{k: [t[None].clone() for t in v] for k, v in self.state.items()})
+        return _predict_stack(stack, x, self.conf["batch_size"])[0]
 
 
-def _better(value: float, best: float | None, maximize: bool) -> bool:
-    if best is None:
-        return True
-    return value > best if maximize else value < best
+@dataclass
+class _Watch:
+    """Lightning's ModelCheckpoint (a strict improvement replaces; NaN is never kept) and
+    EarlyStopping (patience counted in validation checks; a non-finite value stops)."""
+
+    maximize: bool
+    patience: int
+    best: float | None = None
+    wait: int = 0
+    stopped: bool = False
+    es_best: float = math.nan
+
+    def check(self, value: float) -> bool:
+        """Record one validation value; True if it is the new best checkpoint."""
+        worst = -math.inf if self.maximize else math.inf
+        kept = worst if math.isnan(value) else value
+        improved = self.best is None or (kept > self.best if self.maximize else kept < self.best)
+        if improved:
+            self.best = kept
+        es_best = worst if math.isnan(self.es_best) else self.es_best
+        if not math.isfinite(value):
+            self.stopped = True
+        elif value > es_best if self.maximize else value < es_best:
+            self.es_best, self.wait = value, 0
+        else:
+            self.wait += 1
+            self.stopped = self.wait >= self.patience
+        return improved
+
+
+def _check_confs(confs: Sequence[dict]) -> None:
+    arch = {(c["hidden_layers"], c["hidden_dim"], c["batch_size"], c["dropout"]) for c in confs}
+    if len(arch) != 1:
+        raise ValueError(f"a stack needs one architecture, got {sorted(arch)}")
+    for c in confs:
+        if c["hidden_norm"] != "BatchNorm1d" or c["norm_after_activation"] or c["optim"] != "Adam":
+            raise ValueError(f"unsupported MLP setting in {c}")
+
+
+def _never_validated(conf: dict) -> ValueError:
+    return ValueError(
+        f"grid point {conf} was never validated (max_epochs {conf['max_epochs']} < "
+        f"check_val_every_n_epoch {conf['check_val_every_n_epoch']})"
+    )
 
 
 def train_stack(
@@ -512,48 +622,30 @@ def train_stack(
     valid: SplitArrays,
     scorer: Scorer,
     maximize: bool,
-    seeds: Sequence[int | None],
+    seeds: Sequence[int],
     device: torch.device,
     desc: str = "train",
 ) -> list[TrainedPoint]:
     """Train same-architecture grid points together; return each one's best checkpoint.
 
     Point i initialises from a CPU generator seeded `seeds[i]` and draws its dropout masks from a
-    generator on `device` seeded `seeds[i] + DROPOUT_SEED_OFFSET`; `None` seeds (sequential mode)
-    use torch's global RNG and also make the draws heareval's DataLoaders make.
+    generator on `device` seeded `seeds[i] + DROPOUT_SEED_OFFSET`, so a stack trains each point
+    as it would train alone.
     """
     start = time.time()
-    arch = {(c["hidden_layers"], c["hidden_dim"], c["batch_size"], c["dropout"]) for c in confs}
-    if len(arch) != 1:
-        raise ValueError(f"a stack needs one architecture, got {sorted(arch)}")
-    for c in confs:
-        if c["hidden_norm"] != "BatchNorm1d" or c["norm_after_activation"] or c["optim"] != "Adam":
-            raise ValueError(f"unsupported MLP setting in {c}")
-    conf0 = confs[0]
-    if conf0["hidden_layers"] == 0:  # no hidden layer: no norm, no dropout
-        conf0 = {**conf0, "dropout": 0.0}
-    batch_size, dropout = conf0["batch_size"], conf0["dropout"]
-    multiclass = scorer.multiclass
-    sequential_rng = seeds[0] is None
-    if sequential_rng and len(confs) != 1:
-        raise ValueError("the global RNG (seed None) trains one grid point at a time")
-    init_gens = [None if s is None else torch.Generator().manual_seed(s) for s in seeds]
-    generators = [
-        None if s is None else torch.Generator(device).manual_seed(s + DROPOUT_SEED_OFFSET)
-        for s in seeds
-    ]
+    _check_confs(confs)
+    batch_size = confs[0]["batch_size"]
+    dropout = confs[0]["dropout"] if confs[0]["hidden_layers"] else 0.0
+    init_gens = [torch.Generator().manual_seed(s) for s in seeds]
+    generators = [torch.Generator(device).manual_seed(s + DROPOUT_SEED_OFFSET) for s in seeds]
     stack = _init_stack(confs, train.x.shape[1], train.y.shape[1], init_gens, device)
     lr_all = torch.tensor([c["lr"] for c in confs], device=device)
     active = list(range(len(confs)))  # original indices of the points still in the stack
-    best: list[float | None] = [None] * len(confs)
-    es_best = [-math.inf if maximize else math.inf] * len(confs)
-    wait = [0] * len(confs)
-    stopped = [False] * len(confs)
+    watches = [_Watch(maximize, c["patience"]) for c in confs]
     last_epoch = [0] * len(confs)
     results: list[dict[str, Any] | None] = [None] * len(confs)
-    n_epochs = max(c["max_epochs"] for c in confs)
-    for epoch in tqdm(range(n_epochs), desc=desc, leave=False):
-        keep = [i for i in active if epoch < confs[i]["max_epochs"] and not stopped[i]]
+    for epoch in tqdm(range(max(c["max_epochs"] for c in confs)), desc=desc, leave=False):
+        keep = [i for i in active if epoch < confs[i]["max_epochs"] and not watches[i].stopped]
         if not keep:
             break
         if keep != active:
@@ -563,52 +655,75 @@ def train_stack(
         for i in active:
             last_epoch[i] = epoch
         lr = lr_all[active]
-        if sequential_rng:  # the train DataLoader iterator's base seed
-            torch.empty((), dtype=torch.int64).random_()
         for i in range(0, len(train.x), batch_size):
             logits = _forward(stack, train.x[i : i + batch_size], True, dropout, gens)
-            _loss(logits, train.y[i : i + batch_size], multiclass).sum().backward()
+            _stack_loss(logits, train.y[i : i + batch_size], scorer.multiclass).sum().backward()
             _adam_step(stack, lr)
         checking = [i for i in active if (epoch + 1) % confs[i]["check_val_every_n_epoch"] == 0]
         if not checking:
             continue
-        if sequential_rng:  # the valid DataLoader iterator's base seed
-            torch.empty((), dtype=torch.int64).random_()
-        logits, probs = _predict(stack, valid.x, batch_size, multiclass)
+        logits = _predict_stack(stack, valid.x, batch_size)
         for i in checking:
             g = active.index(i)
-            value, post = scorer.validate(logits[g], probs[g], valid)
-            ckpt_value = value if not math.isnan(value) else (-math.inf if maximize else math.inf)
-            if _better(ckpt_value, best[i], maximize):
-                best[i] = ckpt_value
+            value, post = scorer.validate(logits[g], valid)
+            if watches[i].check(value):
                 results[i] = {"epoch": epoch, "post": post, "state": stack.snapshot(g)}
-            if not math.isfinite(value):
-                stopped[i] = True
-            elif (value > es_best[i]) if maximize else (value < es_best[i]):
-                es_best[i], wait[i] = value, 0
-            else:
-                wait[i] += 1
-                if wait[i] >= confs[i]["patience"]:
-                    stopped[i] = True
     minutes = (time.time() - start) / 60
     out = []
     for i, conf in enumerate(confs):
-        if results[i] is None:
-            raise ValueError(
-                f"grid point {conf} was never validated (max_epochs {conf['max_epochs']} < "
-                f"check_val_every_n_epoch {conf['check_val_every_n_epoch']})"
-            )
         r = results[i]
-        out.append(
-            TrainedPoint(conf, best[i], r["epoch"], r["post"], r["state"], minutes, last_epoch[i])
-        )
+        if r is None:
+            raise _never_validated(conf)
+        best = watches[i].best
+        point = TrainedPoint(conf, best, r["epoch"], r["post"], r["state"], minutes, last_epoch[i])
+        out.append(point)
     return out
 
 
-def _restore(state: dict[str, list[torch.Tensor]]) -> _Stack:
-    """A one-point stack holding a best-checkpoint snapshot."""
-    fields = {k: [t[None].clone() for t in v] for k, v in state.items()}
-    return _Stack(**fields)
+def train_net(
+    conf: dict,
+    train: SplitArrays,
+    valid: SplitArrays,
+    scorer: Scorer,
+    maximize: bool,
+    device: torch.device,
+) -> TrainedPoint:
+    """Train heareval's module for one grid point on torch's global RNG, drawing random numbers
+    in heareval's order: the module's init, torchinfo's random input (64, D), and one draw per
+    DataLoader iterator; `torch.optim.Adam`, heareval's losses, batches in file order."""
+    start = time.time()
+    _check_confs([conf])
+    nfeatures = train.x.shape[1]
+    net = heareval_net(conf, nfeatures, train.y.shape[1]).to(device)
+    torch.rand(64, nfeatures)  # torchinfo.summary's input (eval mode: no other draw)
+    optimizer = torch.optim.Adam(net.parameters(), lr=conf["lr"])
+    watch = _Watch(maximize, conf["patience"])
+    batch_size = conf["batch_size"]
+    best = None
+    for epoch in tqdm(range(conf["max_epochs"]), desc="train", leave=False):
+        last_epoch = epoch
+        _dataloader_seed()
+        net.train()
+        for i in range(0, len(train.x), batch_size):
+            batch = slice(i, i + batch_size)
+            loss = heareval_loss(net(train.x[batch]), train.y[batch], scorer.multiclass)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if (epoch + 1) % conf["check_val_every_n_epoch"]:
+            continue
+        _dataloader_seed()
+        value, post = scorer.validate(_predict_net(net, valid.x, batch_size), valid)
+        if watch.check(value):
+            state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+            best = (epoch, post, state)
+        if watch.stopped:
+            break
+    if best is None:
+        raise _never_validated(conf)
+    epoch, post, state = best
+    minutes = (time.time() - start) / 60
+    return TrainedPoint(conf, watch.best, epoch, post, state, minutes, last_epoch, net)
 
 
 def _hparams(conf: dict[str, Any]) -> dict[str, Any]:
@@ -658,42 +773,35 @@ def run_hear_mlp(
         check_train_classes(task, train, [valid, test])
         arrays.append((train, valid, test))
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    def fit(fold: int, points: Sequence[int]) -> list[TrainedPoint]:
+        train, valid, _ = arrays[fold]
         if mode == "sequential":
+            return [train_net(confs[points[0]], train, valid, scorer, maximize, device)]
+        seeds = [seed + 1000 * fold + g for g in points]
+        group = [confs[i] for i in points]
+        return train_stack(group, train, valid, scorer, maximize, seeds, device)
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if mode == "sequential":  # heareval: seed_everything(42) once per task
             torch.manual_seed(seed)
-
-        def gens(fold: int, points: Sequence[int]) -> list[int | None]:
-            if mode == "sequential":
-                return [None] * len(points)
-            return [seed + 1000 * fold + g for g in points]
-
-        train, valid, _ = arrays[0]
-        trained: list[TrainedPoint | None] = [None] * len(confs)
+        trained: list[TrainedPoint] = [None] * len(confs)  # type: ignore[list-item]
         order = [[i] for i in range(len(confs))] if mode == "sequential" else _groups(confs)
         for group in tqdm(order, desc=f"grid {task.path.name}", leave=False):
-            points = train_stack(
-                [confs[i] for i in group], train, valid, scorer, maximize, gens(0, group), device
-            )
-            for i, p in zip(group, points, strict=True):
-                trained[i] = p
+            for i, point in zip(group, fit(0, group), strict=True):
+                trained[i] = point
         # Best validation score; on ties the earlier grid point (a stable sort, as heareval's).
         choose = max if maximize else min
         best_index = choose(range(len(confs)), key=lambda i: trained[i].validation_score)
         split_points = [trained[best_index]]
         for f in range(1, len(folds)):
-            train, valid, _ = arrays[f]
-            split_points += train_stack(
-                [confs[best_index]], train, valid, scorer, maximize, gens(f, [best_index]), device
-            )
+            split_points += fit(f, [best_index])
         results: dict[str, Any] = {}
         for (_, _, test_split), point, (_, _, test) in zip(
             folds, split_points, arrays, strict=True
         ):
-            if mode == "sequential":  # the test DataLoader iterator's base seed
-                torch.empty((), dtype=torch.int64).random_()
-            stack = _restore(point.state)
-            logits, probs = _predict(stack, test.x, point.conf["batch_size"], scorer.multiclass)
-            scores = scorer.test(logits[0], probs[0], test, point.postprocessing)
+            if mode == "sequential":
+                _dataloader_seed()  # the test DataLoader's
+            scores = scorer.test(point.logits(test.x), test, point.postprocessing)
             scores.update(
                 validation_score=point.validation_score,
                 epoch=point.epoch,

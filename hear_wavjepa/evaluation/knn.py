@@ -66,8 +66,7 @@ def run_knn(task: CachedTask, settings: KnnSettings | None = None) -> dict[str, 
         test = split_arrays(task, [test_split], torch.device("cpu"))
         check_train_classes(task, train, [valid, test])
         votes = knn_votes(train.x, train.y, test.x, settings)
-        logits = torch.log(votes.clamp_min(1e-12))
-        scores = scorer.test(logits, votes, test, ())
+        scores = scorer.test(torch.log(votes.clamp_min(1e-12)), test, ())  # softmax: the votes
         del scores["test_loss"]
         folds[test_split] = scores
     values = [f["test_score"] for f in folds.values()]

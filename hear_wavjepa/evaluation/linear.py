@@ -14,11 +14,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from hear_wavjepa.evaluation.cache import CachedTask
-from hear_wavjepa.evaluation.hear_mlp import Scorer, SplitArrays, check_train_classes, split_arrays
+from hear_wavjepa.evaluation.hear_mlp import (
+    Scorer,
+    SplitArrays,
+    check_train_classes,
+    heareval_loss,
+    split_arrays,
+)
 
 
 @dataclass(frozen=True)
@@ -32,19 +37,11 @@ class LinearSettings:
     seed: int = 42
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tensor:
-    if multiclass:
-        return F.cross_entropy(logits, y.argmax(dim=1))
-    return F.binary_cross_entropy_with_logits(logits, y)
-
-
-def _predict(model: torch.nn.Module, x: torch.Tensor, multiclass: bool):
-    """Eval-mode (logits, probabilities), each (N, C)."""
+def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Eval-mode logits (N, C)."""
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model(x[i : i + 4096]) for i in range(0, len(x), 4096)])
-    probs = torch.softmax(logits, dim=-1) if multiclass else torch.sigmoid(logits)
-    return logits, probs
+        return torch.cat([model(x[i : i + 4096]) for i in range(0, len(x), 4096)])
 
 
 def train_probe(
@@ -73,13 +70,12 @@ def train_probe(
         order = torch.randperm(len(train.x), generator=generator).to(device)
         for i in range(0, len(order), settings.batch_size):
             idx = order[i : i + settings.batch_size]
-            loss = _loss(model(train.x[idx]), train.y[idx], scorer.multiclass)
+            loss = heareval_loss(model(train.x[idx]), train.y[idx], scorer.multiclass)
             opt.zero_grad()
             loss.backward()
             opt.step()
         sched.step()
-        logits, probs = _predict(model, valid.x, scorer.multiclass)
-        value, post = scorer.validate(logits, probs, valid)
+        value, post = scorer.validate(_logits(model, valid.x), valid)
         better = best is None or (value > best[1] if scorer.maximize else value < best[1])
         if better:
             best = (copy.deepcopy(model), value, epoch, post)
@@ -103,8 +99,7 @@ def run_linear(
         test = split_arrays(task, [test_split], torch.device(device))
         check_train_classes(task, train, [valid, test])
         model, value, epoch, post = train_probe(train, valid, scorer, settings, generator)
-        logits, probs = _predict(model, test.x, scorer.multiclass)
-        scores = scorer.test(logits, probs, test, post)
+        scores = scorer.test(_logits(model, test.x), test, post)
         scores.update(validation_score=value, epoch=epoch)
         if post:
             scores["postprocessing"] = [list(p) for p in post]
