@@ -119,7 +119,8 @@ def run_eval(
     started = time.perf_counter()
     bar = tqdm(jobs, desc=f"eval {suite}", unit="task")
     for model, task in bar:
-        bar.set_postfix_str(f"{model.name} / {task.short}")
+        where = f"{model.name} / {task.short}"
+        bar.set_postfix_str(f"{where} / embedding")
         target = out / model.model_id / task.folder / SCORES_FILE
         write_json(
             out / model.model_id / "model.json", {"name": model.name, **model.spec.describe()}
@@ -139,6 +140,7 @@ def run_eval(
             grid_points=grid_points,
             rerun=rerun,
             scores_path=target,
+            progress=lambda protocol, where=where: bar.set_postfix_str(f"{where} / {protocol}"),
         )
     print(f"{suite}: {len(jobs)} (model, task) pairs in {time.perf_counter() - started:.0f} s")
     return out

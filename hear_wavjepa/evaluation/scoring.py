@@ -9,7 +9,7 @@ reused; one made with other settings is never replaced silently (`ScoresExist`) 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,12 @@ def score_task(
     knn: KnnSettings | None = None,
     rerun: bool = False,
     scores_path: Path | str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Score one cached task with `protocols`; update and return its scores file's content.
 
-    The scores file is `scores_path`, by default `scores.json` in the cache dir.
+    The scores file is `scores_path`, by default `scores.json` in the cache dir; `progress` is
+    called with each protocol's name before it runs.
     """
     cache_dir = Path(cache_dir)
     knn = knn or KnnSettings()
@@ -79,6 +81,8 @@ def score_task(
                 f"{path}: a {protocol} score made with other settings {previous.get('settings')} "
                 f"is stored; pass rerun=True (CLI: --rerun) to replace it with {settings}"
             )
+        if progress is not None:
+            progress(protocol)
         if protocol == "mlp":
             result = run_hear_mlp(task, grid, grid_points, mode, device, seed=42)
         elif protocol == "linear":

@@ -9,6 +9,7 @@ venv (`$HEAR_WAVJEPA_HOME/venvs/oracle-pyX.Y`, made by `nox -s oracle`) through
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -93,12 +94,32 @@ def small_cache(task: OracleTask, dim_stride: int) -> Path:
     return dst
 
 
-def run_heareval(cache: Path, work: Path, grid: str, grid_points: int) -> tuple[dict, float]:
+def cache_digest(cache: Path) -> str:
+    """sha256 over the names and bytes of a cache's files (it is small: a few MB)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in cache.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(cache)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_heareval(
+    cache: Path, work: Path, grid: str, grid_points: int, reuse: bool = False
+) -> tuple[dict, float]:
     """heareval's predictions runner on a fresh copy of `cache` under `work`: its
-    `test.predicted-scores.json` and the runner's wall time in seconds (imports included)."""
+    `test.predicted-scores.json` and the runner's wall time in seconds (imports included).
+    `reuse`: return a finished earlier run of the same cache, grid and grid points instead
+    (its `oracle-run.json` records them), so a rerun of the parity checks skips heareval."""
     if not ORACLE_PYTHON.exists():
         raise FileNotFoundError(f"{ORACLE_PYTHON}: no oracle venv; run `nox -s oracle` first")
     run_dir = work / cache.name
+    record = run_dir / "oracle-run.json"
+    wanted = {"cache": cache_digest(cache), "grid": grid, "grid_points": grid_points}
+    if reuse and record.exists():
+        done = json.loads(record.read_text())
+        if {k: done.get(k) for k in wanted} == wanted:
+            print(f"reusing heareval's run in {run_dir} (same cache, grid and grid points)")
+            return read_scores(run_dir / "test.predicted-scores.json"), done["seconds"]
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.copytree(cache, run_dir)
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -112,7 +133,9 @@ def run_heareval(cache: Path, work: Path, grid: str, grid_points: int) -> tuple[
     if done.returncode != 0:
         tail = log.read_text()[-3000:]
         raise RuntimeError(f"heareval failed on {run_dir} (exit {done.returncode}):\n{tail}")
-    return read_scores(run_dir / "test.predicted-scores.json"), seconds
+    scores = read_scores(run_dir / "test.predicted-scores.json")
+    record.write_text(json.dumps({**wanted, "seconds": seconds}))
+    return scores, seconds
 
 
 def read_scores(path: Path) -> dict[str, Any]:

@@ -83,11 +83,13 @@ def fmt(x: float) -> str:
     return f"{x:8.4f}" if math.isfinite(x) else f"{x!s:>8}"
 
 
-def check_task(kind: str, cache: Path, work: Path, grid: str, grid_points: int) -> list[bool]:
+def check_task(
+    kind: str, cache: Path, work: Path, grid: str, grid_points: int, rerun: bool
+) -> list[bool]:
     task = load_cached_task(cache)
     primary = task.evaluation[0]
     print(f"\n=== {kind}: {cache.name} ({task.prediction_type}, {primary}) ===", flush=True)
-    theirs, t_heareval = run_heareval(cache, work, grid, grid_points)
+    theirs, t_heareval = run_heareval(cache, work, grid, grid_points, reuse=not rerun)
     start = time.perf_counter()
     seq = run_hear_mlp(load_cached_task(cache), grid, grid_points, "sequential", "cpu")
     t_seq = time.perf_counter() - start
@@ -144,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid-points", type=int, default=2)
     parser.add_argument("--dim-stride", type=int, default=16, help="keep every k-th dimension")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"of {','.join(TASKS)}")
+    parser.add_argument(
+        "--rerun-heareval",
+        action="store_true",
+        help="run heareval again even where a finished run of the same inputs exists",
+    )
     args = parser.parse_args(argv)
     kinds = [k for k in args.tasks.split(",") if k]
     unknown = set(kinds) - set(TASKS)
@@ -155,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         cache = small_cache(TASKS[kind], args.dim_stride)
         grid = args.event_grid if kind == "event" else args.grid  # sed_eval makes event epochs slow
-        outcome[kind] = check_task(kind, cache, work, grid, args.grid_points)
+        outcome[kind] = check_task(kind, cache, work, grid, args.grid_points, args.rerun_heareval)
     print("\n=== summary (a) metrics, (b) sequential, (c) batched ===")
     for kind, res in outcome.items():
         print(f"  {kind:<11} " + "  ".join("PASS" if r else "FAIL" for r in res))
