@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -170,6 +172,10 @@ def test_aggregate_folds_by_hand():
     agg = aggregate_folds(folds)
     assert agg["test_score_mean"] == pytest.approx(0.7)
     assert agg["test_score_std"] == pytest.approx(0.2)
+    with warnings.catch_warnings():  # d' of a perfectly separated class: inf, quietly
+        warnings.simplefilter("error")
+        inf = aggregate_folds({f: {"test_d_prime": math.inf} for f in folds})
+    assert inf["test_d_prime_mean"] == math.inf and math.isnan(inf["test_d_prime_std"])
 
 
 def test_events_from_frames_by_hand():

@@ -731,12 +731,14 @@ def _hparams(conf: dict[str, Any]) -> dict[str, Any]:
 
 
 def aggregate_folds(per_fold: dict[str, dict[str, float]]) -> dict[str, float]:
-    """`<key>_mean` and `<key>_std` (pandas, ddof=1) over folds of every numeric per-fold key."""
+    """`<key>_mean` and `<key>_std` (pandas, ddof=1) over folds of every numeric per-fold key;
+    an infinite value (d' of a perfectly separated class) gives mean inf and std NaN, as heareval."""
     frame = pd.DataFrame(list(per_fold.values())).select_dtypes("number")
     out = {}
-    for key in frame.columns:
-        out[f"{key}_mean"] = float(frame[key].mean())
-        out[f"{key}_std"] = float(frame[key].std(ddof=1))
+    with np.errstate(invalid="ignore"):
+        for key in frame.columns:
+            out[f"{key}_mean"] = float(frame[key].mean())
+            out[f"{key}_std"] = float(frame[key].std(ddof=1))
     return out
 
 
