@@ -9,7 +9,7 @@ from task_factory import write_task
 
 from hear_wavjepa.cli import main as cli
 from hear_wavjepa.evaluation.models import parse_model
-from hear_wavjepa.evaluation.orchestrate import run_eval
+from hear_wavjepa.evaluation.orchestrate import grid_for, run_eval
 from hear_wavjepa.evaluation.report import write_tables
 from hear_wavjepa.evaluation.scoring import ScoresExist
 from hear_wavjepa.evaluation.suites import suite_tasks
@@ -118,3 +118,12 @@ def test_cli_eval_and_tables(tmp_path, tasks_dir, capsys):
     assert cli(args) == 0
     assert cli(["tables", "--results-dir", str(results)]) == 0
     assert "mini.md" in capsys.readouterr().out
+
+
+def test_event_tasks_get_their_own_grid():
+    events = next(t for t in suite_tasks("mini") if t.embedding == "event")
+    scene = next(t for t in suite_tasks("mini") if t.embedding == "scene")
+    assert grid_for(events, "default") == "fast"  # as the paper ran DCASE
+    assert grid_for(events, "faster") == "faster"
+    assert grid_for(events, "fast", event_grid="faster") == "faster"
+    assert grid_for(scene, "fast", event_grid="faster") == "fast"

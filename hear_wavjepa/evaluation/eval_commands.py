@@ -23,7 +23,12 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
         "(default: HEAR-Naive, random-init tiny, pretrained tiny)",
     )
     parser.add_argument("--protocols", default="mlp,linear,knn")
-    parser.add_argument("--grid", default="default", help="default | fast | faster")
+    parser.add_argument("--grid", default="default", choices=["default", "fast", "faster"])
+    parser.add_argument(
+        "--event-grid",
+        choices=["default", "fast", "faster"],
+        help="the MLP grid of event tasks (default: fast with --grid default, else --grid)",
+    )
     parser.add_argument("--grid-points", type=int, default=8, help="HEAR MLP grid points")
     parser.add_argument("--results-dir", type=Path, default=Path("results"))
     parser.add_argument("--rerun", action="store_true", help="replace stored scores")
@@ -53,6 +58,7 @@ def evaluate(args: argparse.Namespace) -> int:
             args.rerun,
             clean_dir,
             args.grid_points,
+            args.event_grid,
         )
     for path in write_tables(args.results_dir):
         print(f"wrote {path}")

@@ -732,7 +732,7 @@ def _hparams(conf: dict[str, Any]) -> dict[str, Any]:
 
 def aggregate_folds(per_fold: dict[str, dict[str, float]]) -> dict[str, float]:
     """`<key>_mean` and `<key>_std` (pandas, ddof=1) over folds of every numeric per-fold key;
-    an infinite value (d' of a perfectly separated class) gives mean inf and std NaN, as heareval."""
+    an infinite value (d' of a perfectly separated class) gives mean inf and std NaN (heareval)."""
     frame = pd.DataFrame(list(per_fold.values())).select_dtypes("number")
     out = {}
     with np.errstate(invalid="ignore"):

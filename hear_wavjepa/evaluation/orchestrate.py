@@ -30,9 +30,14 @@ def applies(protocol: str, task: SuiteTask) -> bool:
     return protocol != "knn" or (task.embedding == "scene" and task.prediction == "multiclass")
 
 
-def grid_for(task: SuiteTask, grid: str) -> str:
-    """heareval's grid, with the `fast` grid for event tasks (as the paper ran DCASE)."""
-    return "fast" if task.embedding == "event" and grid == "default" else grid
+def grid_for(task: SuiteTask, grid: str, event_grid: str | None = None) -> str:
+    """The MLP grid of a task: `grid`, and for event tasks `event_grid`, by default `fast` when
+    `grid` is `default` (as the paper ran DCASE) and `grid` otherwise."""
+    if task.embedding != "event":
+        return grid
+    if event_grid is not None:
+        return event_grid
+    return "fast" if grid == "default" else grid
 
 
 def ensure_tasks(
@@ -103,6 +108,7 @@ def run_eval(
     rerun: bool = False,
     clean_dir: Path | None = None,
     grid_points: int = 8,
+    event_grid: str | None = None,
 ) -> Path:
     """Evaluate `models` on `suite`; returns the suite's results folder."""
     check_suite(suite)
@@ -136,7 +142,7 @@ def run_eval(
         score_task(
             cache,
             wanted,
-            grid=grid_for(task, grid),
+            grid=grid_for(task, grid, event_grid),
             grid_points=grid_points,
             rerun=rerun,
             scores_path=target,
