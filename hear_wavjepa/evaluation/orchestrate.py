@@ -25,11 +25,6 @@ from hear_wavjepa.paths import home
 RECIPES = Path(__file__).resolve().parents[2] / "train"
 
 
-def applies(protocol: str, task: SuiteTask) -> bool:
-    """kNN is defined for multiclass scene tasks only (as X-ARES); MLP and linear for all."""
-    return protocol != "knn" or (task.embedding == "scene" and task.prediction == "multiclass")
-
-
 def grid_for(task: SuiteTask, grid: str, event_grid: str | None = None) -> str:
     """The MLP grid of a task: `grid`, and for event tasks `event_grid`, by default `fast` when
     `grid` is `default` (as the paper ran DCASE) and `grid` otherwise."""
@@ -131,7 +126,7 @@ def run_eval(
         write_json(
             out / model.model_id / "model.json", {"name": model.name, **model.spec.describe()}
         )
-        wanted = [p for p in protocols if applies(p, task)]
+        wanted = [p for p in protocols if task.applies(p)]
         embedded = embed_task(model.spec, folder / task.folder, progress=False)
         if embedded.clips:
             tqdm.write(

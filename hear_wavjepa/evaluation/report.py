@@ -26,7 +26,6 @@ from hear_wavjepa.evaluation.tables import (
     robustness,
     s_of_m,
 )
-from hear_wavjepa.provenance import git_commit
 
 FLOOR_MODEL = "hear-naive"
 PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published_hear.csv"
@@ -60,17 +59,51 @@ def load_scores(suite_dir: Path, protocol: str) -> tuple[dict[str, dict], dict[s
     """({model label: {task folder: cell}}, {model label: model id}) for one suite dir."""
     table: dict[str, dict] = {}
     ids: dict[str, str] = {}
-    for model_dir in sorted(p for p in suite_dir.iterdir() if p.is_dir()):
+    for model_dir, entries in _stored(suite_dir):
         info = json.loads((model_dir / "model.json").read_text())
         label = info["name"]
         if label in table:  # two option sets of one name: keep them apart
             label = model_dir.name
         ids[label] = model_dir.name
-        row = {}
-        for scores_path in model_dir.glob(f"*/{SCORES_FILE}"):
-            row[scores_path.parent.name] = cell(json.loads(scores_path.read_text()), protocol)
-        table[label] = row
+        table[label] = {task: cell(scores, protocol) for task, scores in entries.items()}
     return table, ids
+
+
+def _stored(suite_dir: Path) -> list[tuple[Path, dict[str, dict]]]:
+    """(model dir, {task folder: scores.json content}) for every model of a suite dir."""
+    out = []
+    for model_dir in sorted(p for p in suite_dir.iterdir() if p.is_dir()):
+        entries = {}
+        for path in sorted(model_dir.glob(f"*/{SCORES_FILE}")):
+            scores = json.loads(path.read_text())
+            modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+            for entry in scores.values():  # scores stored before they carried their date
+                if isinstance(entry, dict) and "result" in entry:
+                    entry.setdefault("created", modified.isoformat(timespec="seconds"))
+            entries[path.parent.name] = scores
+        out.append((model_dir, entries))
+    return out
+
+
+def provenance(suite_dir: Path, protocol: str) -> str:
+    """Where a table's numbers come from: the dates and commits that made the stored scores and
+    every distinct setting of the protocol."""
+    dates, commits, settings = set(), set(), set()
+    for _, entries in _stored(suite_dir):
+        for scores in entries.values():
+            entry = scores.get(protocol)
+            if not isinstance(entry, dict):
+                continue
+            dates.add(str(entry.get("created", ""))[:10])
+            commits.add(str(entry.get("git_commit") or "unknown")[:10])
+            settings.add(", ".join(f"{k} {v}" for k, v in sorted(entry["settings"].items())))
+    dates.discard("")
+    span = " to ".join(sorted({min(dates), max(dates)})) if dates else "unknown dates"
+    return (
+        f"Scores made {span} at commit {', '.join(sorted(commits))}; `{protocol}` settings: "
+        + "; ".join(f"({s})" for s in sorted(settings))
+        + "."
+    )
 
 
 def suite_table(
@@ -84,6 +117,8 @@ def suite_table(
     scores, ids = load_scores(suite_dir, protocol)
     if not any(any(isinstance(c, Cell) for c in row.values()) for row in scores.values()):
         return None
+    for row in scores.values():
+        row.update({t.folder: NOT_APPLICABLE for t in tasks if not t.applies(protocol)})
     columns = [(t.folder, t.short) for t in tasks]
     maximize = {t.folder: t.maximize for t in tasks}
     floor = next((m for m in scores if m.startswith(FLOOR_MODEL)), None)
@@ -92,7 +127,9 @@ def suite_table(
     chance_path = suite_dir / "chance.json"
     if chance_path.is_file():
         chance = json.loads(chance_path.read_text())
-        rows.append(("chance", {k: Cell(v) for k, v in chance.items() if v is not None}))
+        applicable = {t.folder for t in tasks if t.applies(protocol)}
+        chances = {k: Cell(v) for k, v in chance.items() if v is not None and k in applicable}
+        rows.append(("chance", chances))
     extra = {"s(m)": {m: f"{v:.1f}" for m, v in s_values.items() if v is not None}}
     if published and suite in ("hear", "nat-hear") and PUBLISHED.is_file():
         rows.extend(_published_rows(tasks))
@@ -100,7 +137,7 @@ def suite_table(
         f"### {suite} · {protocol}\n",
         markdown(rows, columns, extra),
         "",
-        _footer(tasks, scores, ids, floor, protocol, published),
+        _footer(tasks, scores, ids, floor, published, provenance(suite_dir, protocol)),
     ]
     return "\n".join(text)
 
@@ -115,7 +152,7 @@ def _published_rows(tasks: list[SuiteTask]) -> list[tuple[str, dict]]:
     return out
 
 
-def _footer(tasks, scores, ids, floor, protocol, published) -> str:
+def _footer(tasks, scores, ids, floor, published, made) -> str:
     lines = [
         f"Scores ×100: test score (train/valid/test tasks) or mean ± std over folds; primary "
         f"metric per task: {', '.join(f'{t.short} {t.primary}' for t in tasks)}.",
@@ -123,8 +160,7 @@ def _footer(tasks, scores, ids, floor, protocol, published) -> str:
         f"{', '.join(m for m in scores)} per task; terms clipped at 0, 0/0 counts as 0."
         + (" Published rows are not part of s(m)." if published else ""),
         "Models: " + "; ".join(f"{m} = `{ids[m]}`" for m in scores) + ".",
-        f"Generated {dt.date.today().isoformat()} at commit {(git_commit() or 'unknown')[:10]}; "
-        f"protocol `{protocol}`.",
+        made,
     ]
     return "\n".join(f"- {line}" for line in lines) + "\n"
 

@@ -8,6 +8,7 @@ reused; one made with other settings is never replaced silently (`ScoresExist`) 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -94,6 +95,7 @@ def score_task(
             "seed": settings.get("seed"),
             "code_version": __version__,
             "git_commit": git_commit(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "result": result,
         }
         write_json(path, stored)

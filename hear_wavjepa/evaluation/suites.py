@@ -34,6 +34,10 @@ class SuiteTask:
     def primary(self) -> str:
         return self.evaluation[0]
 
+    def applies(self, protocol: str) -> bool:
+        """kNN is defined for multiclass scene tasks only (as X-ARES); MLP and linear for all."""
+        return protocol != "knn" or (self.embedding == "scene" and self.prediction == "multiclass")
+
     @property
     def maximize(self) -> bool:
         return self.primary not in MINIMISED
