@@ -249,3 +249,13 @@ def test_config_round_trip_and_unknown_keys():
     assert WavJEPAConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown WavJEPAConfig keys"):
         WavJEPAConfig.from_dict({**config.to_dict(), "depth": 3})
+
+
+def test_effective_rank_by_hand():
+    from hear_wavjepa.model.jepa import effective_rank
+
+    line = torch.arange(6.0)[:, None] * torch.tensor([[1.0, 2.0, -1.0]])
+    assert effective_rank(line).item() == pytest.approx(1.0)
+    square = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    assert effective_rank(square).item() == pytest.approx(2.0)
+    assert effective_rank(torch.ones(1, 4)).item() == 1.0

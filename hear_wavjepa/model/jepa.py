@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import NamedTuple
 
 import torch
@@ -45,6 +46,18 @@ class JEPAOutput(NamedTuple):
     target_count: torch.Tensor  # scalar: number of (group, target token) pairs
     target_std: torch.Tensor  # scalar: std of the targets across tokens, mean over features
     prediction_std: torch.Tensor  # scalar: same for the predictions at target tokens
+    context_rank: torch.Tensor  # scalar: effective rank of the crops' mean context embeddings
+
+
+def effective_rank(x: torch.Tensor) -> torch.Tensor:
+    """Participation ratio (sum s^2)^2 / sum s^4 of the singular values of x (N, D) centred over
+    N: 1 when the rows vary along one direction only (dimensional collapse), up to min(N-1, D)."""
+    if len(x) < 2:
+        return torch.tensor(1.0, device=x.device)
+    if not torch.isfinite(x).all():  # a diverged step: the loss check reports it
+        return torch.tensor(math.nan, device=x.device)
+    power = torch.linalg.svdvals(x - x.mean(dim=0)).pow(2)
+    return power.sum().pow(2) / power.pow(2).sum().clamp_min(1e-12)
 
 
 class WavJEPA(nn.Module):
@@ -102,12 +115,15 @@ class WavJEPA(nn.Module):
         with torch.no_grad():
             chosen_targets = targets[is_target].float()
             chosen_predictions = prediction[is_target].float()
+            valid = (~ctx.padding)[..., None].float()
+            crop_means = (encoded.float() * valid).sum(1) / valid.sum(1).clamp_min(1)
         return JEPAOutput(
             loss=squared_error / (count + 1e-8),
             squared_error=squared_error,
             target_count=count,
             target_std=chosen_targets.std(dim=0).mean(),
             prediction_std=chosen_predictions.std(dim=0).mean(),
+            context_rank=effective_rank(crop_means),
         )
 
     @torch.no_grad()

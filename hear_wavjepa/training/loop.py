@@ -48,6 +48,7 @@ METRICS = (
     "ema",
     "target_std",
     "prediction_std",
+    "context_rank",
     "grad_norm",
     "crops_per_s",
     "elapsed_s",
@@ -322,7 +323,7 @@ def _train(
             count = _all_sum([local_count], procs)[0]
             # squared error, target std, prediction std: summed on the device, read once.
             on_device = {"dtype": torch.float64, "device": procs.device}
-            stats = torch.zeros(3, **on_device)
+            stats = torch.zeros(4, **on_device)
             for m, batch in enumerate(batches):
                 sync = ddp is None or m == len(batches) - 1
                 no_sync = contextlib.nullcontext() if sync else ddp.no_sync()
@@ -331,11 +332,14 @@ def _train(
                     # DDP averages gradients over ranks: scale back to one global sum / count.
                     loss = out.squared_error * (procs.world / count)
                 loss.backward()
-                parts = torch.stack([out.squared_error, out.target_std, out.prediction_std])
-                stats += parts.detach().double() * torch.tensor([1.0, share, share], **on_device)
+                parts = torch.stack(
+                    [out.squared_error, out.target_std, out.prediction_std, out.context_rank]
+                )
+                weights = torch.tensor([1.0, share, share, share], **on_device)
+                stats += parts.detach().double() * weights
             if procs.world > 1:
                 dist.all_reduce(stats)
-            squared_error, target_std, prediction_std = stats.tolist()
+            squared_error, target_std, prediction_std, context_rank = stats.tolist()
             loss_value = squared_error / count
             if not math.isfinite(loss_value):
                 where = last_good if last_good is not None else "none (no checkpoint written yet)"
@@ -360,13 +364,18 @@ def _train(
                         "ema": values["ema"],
                         "target_std": target_std / procs.world,
                         "prediction_std": prediction_std / procs.world,
+                        "context_rank": context_rank / procs.world,
                         "grad_norm": grad_norm,
                         "crops_per_s": crops_per_step / seconds,
                         "elapsed_s": time.perf_counter() - began,
                     }
                 )
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", tstd=f"{target_std / procs.world:.3f}")
+            bar.set_postfix(
+                loss=f"{loss_value:.4f}",
+                tstd=f"{target_std / procs.world:.3f}",
+                rank=f"{context_rank / procs.world:.1f}",
+            )
             if step % train.checkpoint_every == 0 and step < train.steps:
                 last_good = checkpoint()
     except KeyboardInterrupt:
