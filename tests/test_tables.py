@@ -88,7 +88,11 @@ def test_robustness_deltas():
 
 def test_markdown_layout():
     text = markdown(
-        [("m", {"a": Cell(0.5), "b": NOT_APPLICABLE}), ("n", {"a": Cell(-0.02)})],
+        [
+            ("m", {"a": Cell(0.5), "b": NOT_APPLICABLE}),
+            ("n", {"a": Cell(-0.02)}),
+            ("z", {"a": Cell(-0.0001), "b": Cell(0.0004)}),  # both round to 0.0: no sign
+        ],
         [("a", "A"), ("b", "B")],
         extra={"s(m)": {"m": "12.0"}},
         signed=True,
@@ -98,4 +102,5 @@ def test_markdown_layout():
         "|---|---|---|---|",
         "| m | +50.0 | n/a | 12.0 |",
         "| n | -2.0 | – |  |",
+        "| z | 0.0 | 0.0 |  |",
     ]

@@ -174,6 +174,8 @@ def robustness_table(results_dir: Path, protocol: str, clean: str, nat: str) -> 
     deltas = robustness(clean_scores, nat_scores)
     if not any(isinstance(c, Cell) for row in deltas.values() for c in row.values()):
         return None
+    for row in deltas.values():
+        row.update({t.folder: NOT_APPLICABLE for t in tasks if not t.applies(protocol)})
     columns = [(t.folder, t.short) for t in tasks]
     return (
         f"### robustness · {nat} minus {clean} · {protocol}\n\n"

@@ -28,6 +28,8 @@ class Cell:
         if math.isnan(self.mean):
             return "nan"
         value = f"{self.mean * scale:.{digits}f}"
+        if value.startswith("-") and float(value) == 0:  # a difference that rounds to zero
+            value = value[1:]
         if self.std is None or self.folds < 2:
             return value
         return f"{value} ± {self.std * scale:.{digits}f}"
@@ -110,7 +112,8 @@ def markdown(
             cell = cells.get(key)
             if isinstance(cell, Cell):
                 text = cell.text()
-                texts.append(f"+{text}" if signed and cell.mean > 0 else text)
+                positive = signed and cell.mean > 0 and text.strip("0.") != ""
+                texts.append(f"+{text}" if positive else text)
             else:
                 texts.append(cell if isinstance(cell, str) else MISSING)
         texts.extend(col.get(label, "") for col in extra.values())
