@@ -9,7 +9,9 @@ Checks (spec/hear.md §B.6, issue C2):
     test scores heareval reports (compared after float32 rounding, as Lightning logs them);
 (b) sequential: every test split's primary score within max(1 point, 1 test item) of heareval's;
 (c) batched: the reported score within two standard errors of heareval's, SE = sqrt(p(1-p)/N)
-    with N the test items (clips, or reference events for event tasks) and at least 1/N.
+    with N the test items (clips, or reference events for event tasks) and at least 1/N; for a
+    k-fold task (a mean over k separately trained models) at least the standard error of the
+    fold mean, std(fold scores) / sqrt(k).
 Prints PASS/FAIL per check; exits 1 on any FAIL.
 """
 
@@ -131,6 +133,9 @@ def check_task(
     ref, ours = float(theirs[section][key]), float(bat[section][key])
     n = sum(test_items(task, s) for s in ref_split)
     se = math.sqrt(max(ref * (1 - ref), 0.0) / n) if 0 <= ref <= 1 else math.inf
+    if len(ref_split) > 1:  # a fold mean of k models: its SE includes the spread between folds
+        folds = list(ref_split.values())
+        se = max(se, float(np.std(folds, ddof=1)) / math.sqrt(len(folds)))
     tol = max(2 * se, 1 / n)
     ok_bat = abs(ours - ref) <= tol
     results.append(ok_bat)
