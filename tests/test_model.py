@@ -259,3 +259,22 @@ def test_effective_rank_by_hand():
     square = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
     assert effective_rank(square).item() == pytest.approx(2.0)
     assert effective_rank(torch.ones(1, 4)).item() == 1.0
+
+
+def test_per_feature_target_norm_standardises_each_feature_over_tokens():
+    import dataclasses
+
+    from hear_wavjepa.model.jepa import WavJEPA
+    from hear_wavjepa.model.presets import tiny
+
+    torch.manual_seed(0)
+    model = WavJEPA(dataclasses.replace(tiny(), target_norm="per_feature")).eval()
+    local = torch.randn(2, 200, model.config.encoder.dim)
+    layers = model.teacher.layer_outputs(local)[-2:]
+    by_hand = [
+        (x - x.mean(1, keepdim=True)) / (x.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+        for x in layers
+    ]
+    torch.testing.assert_close(model.targets(local), sum(by_hand) / 2)
+    with pytest.raises(ValueError, match="target_norm"):
+        dataclasses.replace(tiny(), target_norm="batch")

@@ -76,6 +76,9 @@ class WavJEPAConfig:
     )
     #: the targets average the outputs of this many top target-encoder layers.
     top_k_targets: int = 8
+    #: how each target layer is standardised per crop: "joint" over (tokens x features), as the
+    #: reference; or "per_feature", each feature over the crop's tokens (data2vec's instance norm).
+    target_norm: str = "joint"
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     sample_rate: int = SAMPLE_RATE
 
@@ -86,6 +89,8 @@ class WavJEPAConfig:
             raise ValueError(
                 f"top_k_targets must be in 1..{self.encoder.depth}, got {self.top_k_targets}"
             )
+        if self.target_norm not in ("joint", "per_feature"):
+            raise ValueError(f"target_norm must be joint or per_feature, got {self.target_norm!r}")
         if self.frames_per_crop < 1:
             raise ValueError(f"crop of {self.crop_samples} samples gives no frame")
 

@@ -128,12 +128,17 @@ class WavJEPA(nn.Module):
 
     @torch.no_grad()
     def targets(self, local: torch.Tensor) -> torch.Tensor:
-        """Teacher targets (N, S, D): top-K layer outputs, each standardised jointly over
-        (tokens x features) per crop (spec §6 step 7, §14 C1), averaged. K = 1: the raw output."""
+        """Teacher targets (N, S, D): top-K layer outputs, each standardised per crop, averaged.
+        `target_norm` "joint": over (tokens x features) (spec §6 step 7, §14 C1), and K = 1
+        gives the raw output, as the reference; "per_feature": each feature over the tokens."""
         outputs = self.teacher.layer_outputs(local)[-self.config.top_k_targets :]
+        stacked = torch.stack(outputs).float()
+        if self.config.target_norm == "per_feature":
+            mean = stacked.mean(dim=-2, keepdim=True)
+            var = stacked.var(dim=-2, unbiased=False, keepdim=True)
+            return ((stacked - mean) / torch.sqrt(var + 1e-5)).mean(dim=0)
         if len(outputs) == 1:
             return outputs[0]
-        stacked = torch.stack(outputs).float()
         return F.layer_norm(stacked, stacked.shape[-2:], eps=1e-5).mean(dim=0)
 
     @torch.no_grad()

@@ -30,6 +30,8 @@ class ModelSection:
     preset: str = "tiny"
     #: None keeps the preset's "aligned" Nat masks; "interleaved" reproduces the paper model.
     nat_order: str | None = None
+    #: None keeps the reference's "joint" target standardisation; or "per_feature".
+    target_norm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class Recipe:
         if self.model.nat_order is not None:
             masking = dataclasses.replace(config.masking, nat_order=self.model.nat_order)
             config = dataclasses.replace(config, masking=masking)
+        if self.model.target_norm is not None:
+            config = dataclasses.replace(config, target_norm=self.model.target_norm)
         return config
 
     def to_dict(self) -> dict[str, Any]:
