@@ -439,7 +439,7 @@ def heareval_net(conf: dict[str, Any], nfeatures: int, nlabels: int) -> torch.nn
     return torch.nn.Sequential(*modules, projection)
 
 
-def _predict_net(net: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+def predict_logits(net: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Eval-mode logits (N, C), batch by batch."""
     net.eval()
     with torch.no_grad():
@@ -565,7 +565,7 @@ class TrainedPoint:
         """Eval-mode logits (N, C) of the best checkpoint."""
         if self.net is not None:
             self.net.load_state_dict(self.state)
-            return _predict_net(self.net, x, self.conf["batch_size"])
+            return predict_logits(self.net, x, self.conf["batch_size"])
         stack = _Stack(**{k: [t[None].clone() for t in v] for k, v in self.state.items()})
         return _predict_stack(stack, x, self.conf["batch_size"])[0]
 
@@ -713,7 +713,7 @@ def train_net(
         if (epoch + 1) % conf["check_val_every_n_epoch"]:
             continue
         _dataloader_seed()
-        value, post = scorer.validate(_predict_net(net, valid.x, batch_size), valid)
+        value, post = scorer.validate(predict_logits(net, valid.x, batch_size), valid)
         if watch.check(value):
             state = {k: t.detach().clone() for k, t in net.state_dict().items()}
             best = (epoch, post, state)

@@ -22,6 +22,7 @@ from hear_wavjepa.evaluation.hear_mlp import (
     SplitArrays,
     check_train_classes,
     heareval_loss,
+    predict_logits,
     split_arrays,
 )
 
@@ -35,13 +36,6 @@ class LinearSettings:
     epochs: int = 10
     batch_size: int = 32
     seed: int = 42
-
-
-def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Eval-mode logits (N, C)."""
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + 4096]) for i in range(0, len(x), 4096)])
 
 
 def train_probe(
@@ -75,7 +69,7 @@ def train_probe(
             loss.backward()
             opt.step()
         sched.step()
-        value, post = scorer.validate(_logits(model, valid.x), valid)
+        value, post = scorer.validate(predict_logits(model, valid.x, 4096), valid)
         better = best is None or (value > best[1] if scorer.maximize else value < best[1])
         if better:
             best = (copy.deepcopy(model), value, epoch, post)
@@ -99,7 +93,7 @@ def run_linear(
         test = split_arrays(task, [test_split], torch.device(device))
         check_train_classes(task, train, [valid, test])
         model, value, epoch, post = train_probe(train, valid, scorer, settings, generator)
-        scores = scorer.test(_logits(model, test.x), test, post)
+        scores = scorer.test(predict_logits(model, test.x, 4096), test, post)
         scores.update(validation_score=value, epoch=epoch)
         if post:
             scores["postprocessing"] = [list(p) for p in post]
