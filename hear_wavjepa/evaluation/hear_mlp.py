@@ -580,19 +580,27 @@ class _Watch:
     best: float | None = None
     wait: int = 0
     stopped: bool = False
-    es_best: float = math.nan
+    es_best: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.es_best = self._worst
+
+    @property
+    def _worst(self) -> float:
+        return -math.inf if self.maximize else math.inf
+
+    def _better(self, value: float, than: float) -> bool:
+        return value > than if self.maximize else value < than
 
     def check(self, value: float) -> bool:
         """Record one validation value; True if it is the new best checkpoint."""
-        worst = -math.inf if self.maximize else math.inf
-        kept = worst if math.isnan(value) else value
-        improved = self.best is None or (kept > self.best if self.maximize else kept < self.best)
+        kept = self._worst if math.isnan(value) else value
+        improved = self.best is None or self._better(kept, self.best)
         if improved:
             self.best = kept
-        es_best = worst if math.isnan(self.es_best) else self.es_best
         if not math.isfinite(value):
             self.stopped = True
-        elif value > es_best if self.maximize else value < es_best:
+        elif self._better(value, self.es_best):
             self.es_best, self.wait = value, 0
         else:
             self.wait += 1

@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,27 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def load_scores(suite_dir: Path, protocol: str) -> tuple[dict[str, dict], dict[str, str]]:
-    """({model label: {task folder: cell}}, {model label: model id}) for one suite dir."""
+def load_scores(
+    suite_dir: Path, protocol: str, tasks: Sequence[SuiteTask] = ()
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """({model label: {task folder: cell}}, {model label: model id}) for one suite dir; n/a
+    for the `tasks` the protocol does not apply to."""
+    return _table(_stored(suite_dir), protocol, tasks)
+
+
+def _table(
+    stored: list[tuple[Path, dict[str, dict]]], protocol: str, tasks: Sequence[SuiteTask]
+) -> tuple[dict[str, dict], dict[str, str]]:
     table: dict[str, dict] = {}
     ids: dict[str, str] = {}
-    for model_dir, entries in _stored(suite_dir):
+    for model_dir, entries in stored:
         info = json.loads((model_dir / "model.json").read_text())
         label = info["name"]
         if label in table:  # two option sets of one name: keep them apart
             label = model_dir.name
         ids[label] = model_dir.name
         table[label] = {task: cell(scores, protocol) for task, scores in entries.items()}
+        table[label].update({t.folder: NOT_APPLICABLE for t in tasks if not t.applies(protocol)})
     return table, ids
 
 
@@ -85,11 +96,11 @@ def _stored(suite_dir: Path) -> list[tuple[Path, dict[str, dict]]]:
     return out
 
 
-def provenance(suite_dir: Path, protocol: str) -> str:
+def provenance(stored: list[tuple[Path, dict[str, dict]]], protocol: str) -> str:
     """Where a table's numbers come from: the dates and commits that made the stored scores and
     every distinct setting of the protocol."""
     dates, commits, settings = set(), set(), set()
-    for _, entries in _stored(suite_dir):
+    for _, entries in stored:
         for scores in entries.values():
             entry = scores.get(protocol)
             if not isinstance(entry, dict):
@@ -114,11 +125,10 @@ def suite_table(
     if not suite_dir.is_dir():
         return None
     tasks = suite_tasks(suite)
-    scores, ids = load_scores(suite_dir, protocol)
+    stored = _stored(suite_dir)
+    scores, ids = _table(stored, protocol, tasks)
     if not any(any(isinstance(c, Cell) for c in row.values()) for row in scores.values()):
         return None
-    for row in scores.values():
-        row.update({t.folder: NOT_APPLICABLE for t in tasks if not t.applies(protocol)})
     columns = [(t.folder, t.short) for t in tasks]
     maximize = {t.folder: t.maximize for t in tasks}
     floor = next((m for m in scores if m.startswith(FLOOR_MODEL)), None)
@@ -137,7 +147,7 @@ def suite_table(
         f"### {suite} · {protocol}\n",
         markdown(rows, columns, extra),
         "",
-        _footer(tasks, scores, ids, floor, published, provenance(suite_dir, protocol)),
+        _footer(tasks, scores, ids, floor, published, provenance(stored, protocol)),
     ]
     return "\n".join(text)
 
@@ -169,13 +179,11 @@ def robustness_table(results_dir: Path, protocol: str, clean: str, nat: str) -> 
     if not (results_dir / clean).is_dir() or not (results_dir / nat).is_dir():
         return None
     tasks = suite_tasks(clean)
-    clean_scores, _ = load_scores(results_dir / clean, protocol)
-    nat_scores, _ = load_scores(results_dir / nat, protocol)
+    clean_scores, _ = load_scores(results_dir / clean, protocol, tasks)
+    nat_scores, _ = load_scores(results_dir / nat, protocol, tasks)
     deltas = robustness(clean_scores, nat_scores)
     if not any(isinstance(c, Cell) for row in deltas.values() for c in row.values()):
         return None
-    for row in deltas.values():
-        row.update({t.folder: NOT_APPLICABLE for t in tasks if not t.applies(protocol)})
     columns = [(t.folder, t.short) for t in tasks]
     return (
         f"### robustness · {nat} minus {clean} · {protocol}\n\n"
