@@ -192,6 +192,31 @@ def test_tiny_loss_decreases_on_a_fixed_batch(name):
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("name", ["tiny", "tiny-nat"])
+def test_bf16_autocast_forward_and_backward(name, device):
+    """The recipe's mixed precision, bf16 autocast (on CUDA, LayerNorm outputs fp32 while the
+    Linear layers output bf16): a finite loss close to fp32's and finite gradients for every
+    trainable parameter."""
+    torch.manual_seed(0)
+    config = preset(name)
+    model = WavJEPA(config).to(device)
+    audio, masks = _batch(config, 2, seed=3)
+    audio, masks = audio.to(device), masks.to(device)
+    with torch.no_grad():
+        fp32 = model(audio, masks).loss
+    with torch.autocast(device, dtype=torch.bfloat16):
+        out = model(audio, masks)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert abs(out.loss.item() - fp32.item()) < 0.05 * fp32.item()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trainable)
+
+
 def test_batched_forward_equals_per_item_forward():
     torch.manual_seed(0)
     config = preset("tiny")

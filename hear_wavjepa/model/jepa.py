@@ -96,7 +96,8 @@ class WavJEPA(nn.Module):
         ctx = pack(local, masks.context)
         encoded = self.encoder.transformer(ctx.tokens, ctx.padding)
         index = ctx.index[..., None].expand_as(encoded)
-        context = torch.zeros_like(local).scatter(1, index, encoded)
+        # Under bf16 autocast the tokens are bf16 and the final LayerNorm's output is fp32.
+        context = encoded.new_zeros(local.shape).scatter(1, index, encoded)
 
         keep = masks.context[:, None, :] | masks.targets
         prediction, slots, padding = self.predictor(context, masks.context, keep)
