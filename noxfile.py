@@ -178,7 +178,8 @@ def build_tasks(session: nox.Session) -> None:
 @nox.session
 def pretrain(session: nox.Session) -> None:
     """Pretrain the tiny preset on CPU (train/tiny-cpu.yaml) into runs/tiny-cpu, then print the
-    linear-probe and kNN scores of the checkpoint next to random init on the mini suite.
+    linear-probe and kNN scores of the checkpoint next to its own random init (the run's step-0
+    weights) on the mini suite.
 
     `-- [CORPUS] [key=value ...]`: CORPUS is a folder or glob of audio files or .tar shards
     (default: the offline corpus, $HEAR_WAVJEPA_HOME/corpus, built if missing).
@@ -207,7 +208,7 @@ def pretrain(session: nox.Session) -> None:
             )
     probe = run / "probe"
     models = [
-        'wavjepa-tiny-random=hear_wavjepa:{"preset": "tiny"}',
+        f"wavjepa-tiny-init={run / 'init.safetensors'}",  # the weights the run started from
         f"wavjepa-tiny-pretrained={model}",
     ]
     session.run(

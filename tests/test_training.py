@@ -18,6 +18,7 @@ import torch
 import hear_wavjepa
 from hear_wavjepa import cli
 from hear_wavjepa.checkpoint import load_encoder, read_checkpoint
+from hear_wavjepa.model.jepa import WavJEPA
 from hear_wavjepa.training.loop import TrainingDiverged, pretrain
 from hear_wavjepa.training.recipe import load_recipe
 
@@ -170,6 +171,31 @@ def test_gradient_accumulation_matches_one_batch(corpus, reference):
         torch.set_num_threads(threads)
     two = [float(v) for v in losses(run)]
     np.testing.assert_allclose(two, [float(v) for v in losses(reference)], rtol=1e-5)
+
+
+def test_frontend_lr_scale_zero_freezes_the_conv_stacks_only(corpus, reference):
+    """tiny-cpu.yaml keeps the conv stacks at their init (scale 0); scale 1 trains them. Each
+    run also exports its starting weights, init.safetensors."""
+    assert load_recipe(reference / "config.yaml").optim.frontend_lr_scale == 0.0
+    recipe = load_recipe(TINY, overrides(corpus, "full-rate", "optim.frontend_lr_scale=1"))
+    threads = torch.get_num_threads()
+    try:
+        run = pretrain(recipe, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    torch.manual_seed(recipe.train.seed)
+    initial = WavJEPA(recipe.model_config()).state_dict()
+    for folder in (run, reference):
+        exported = read_checkpoint(folder / "init.safetensors").tensors
+        assert all(torch.equal(exported[k], v) for k, v in initial.items())
+        trained = read_checkpoint(folder / "model.safetensors").tensors
+        conv = [k for k in trained if k.startswith("encoder.frontend.stacks.")]
+        frozen = all(torch.equal(trained[k], initial[k]) for k in conv)
+        assert conv and frozen == (folder == reference), folder
+        assert not torch.equal(
+            trained["encoder.frontend.feature_proj.weight"],
+            initial["encoder.frontend.feature_proj.weight"],
+        )
 
 
 def test_nan_loss_stops_naming_step_and_last_checkpoint(corpus):

@@ -54,6 +54,7 @@ def test_merge_order_defaults_recipe_overrides(tmp_path):
         ("", "train.steps=many", r"train.steps must be like 375000 \(int\), got 'many'"),
         ("", "train.steps", r"not of the form key=value"),
         ("", "train.accumulation=0", r"train.accumulation must be >= 1"),
+        ("", "optim.frontend_lr_scale=-1", r"optim.frontend_lr_scale must be >= 0, got -1"),
         ("", "model.preset=huge", r"unknown preset 'huge'"),
         ("", "scenes.enabled=true", r"has 1 input channel; use a '-nat' preset"),
         ("- a\n- b\n", None, r"a recipe is a mapping"),

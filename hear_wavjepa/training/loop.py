@@ -243,16 +243,36 @@ def pretrain(
             dist.destroy_process_group()
 
 
+#: the run's starting weights (step 0), exported like the final model: the learning check's
+#: "random initialisation" is the very network that pretraining started from.
+INIT_EXPORT = "init.safetensors"
+
+
+def _param_groups(model: WavJEPA, frontend_lr_scale: float) -> list[dict]:
+    """Every trainable parameter in one group (spec §8), or two when the conv stacks' learning
+    rate is scaled (`optim.frontend_lr_scale`); each group's `lr_scale` multiplies the schedule."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if frontend_lr_scale == 1.0:
+        return [{"params": trainable, "lr_scale": 1.0}]
+    conv = {id(p) for p in model.encoder.frontend.stacks.parameters()}
+    return [
+        {"params": [p for p in trainable if id(p) not in conv], "lr_scale": 1.0},
+        {"params": [p for p in trainable if id(p) in conv], "lr_scale": frontend_lr_scale},
+    ]
+
+
 def _train(
     recipe: Recipe, maker: BatchMaker, run: Path, procs: Processes, resume: bool, progress: bool
 ) -> Path:
     train, data, config = recipe.train, recipe.data, maker.config
 
     torch.manual_seed(train.seed)
-    model = WavJEPA(config).to(procs.device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    model = WavJEPA(config)
+    if procs.main and not (run / INIT_EXPORT).is_file():
+        _export(run / INIT_EXPORT, model, recipe, run, step=0)
+    model = model.to(procs.device)
     optimizer = torch.optim.AdamW(
-        trainable,
+        _param_groups(model, recipe.optim.frontend_lr_scale),
         lr=0.0,
         betas=recipe.optim.betas,
         eps=recipe.optim.eps,
@@ -314,7 +334,8 @@ def _train(
             tick = time.perf_counter()
             values = schedule(recipe, step)
             for group in optimizer.param_groups:
-                group["lr"], group["weight_decay"] = values["lr"], values["weight_decay"]
+                group["lr"] = values["lr"] * group["lr_scale"]
+                group["weight_decay"] = values["weight_decay"]
 
             batches = pending.result()
             if step + 1 < train.steps:  # build the next step's crops while this one trains
@@ -348,7 +369,9 @@ def _train(
                     f"Last good checkpoint: {where}"
                 )
             model.update_teacher(values["ema"])
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, recipe.optim.grad_clip))
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
+            )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -390,16 +413,12 @@ def _train(
 
     last_good = checkpoint()
     if procs.main:
-        save_checkpoint(
-            run / "model.safetensors",
-            model.state_dict(),
-            config,
-            step=step,
-            extra={
-                "run": run.name,
-                "git_commit": git_commit() or "unknown",
-                "recipe": recipe.to_dict(),
-            },
-        )
+        _export(run / "model.safetensors", model, recipe, run, step=step)
     _barrier(procs)
     return run
+
+
+def _export(path: Path, model: WavJEPA, recipe: Recipe, run: Path, step: int) -> None:
+    """Write the training model as a checkpoint that `hear_wavjepa.load_model` reads."""
+    extra = {"run": run.name, "git_commit": git_commit() or "unknown", "recipe": recipe.to_dict()}
+    save_checkpoint(path, model.state_dict(), model.config, step=step, extra=extra)

@@ -72,6 +72,10 @@ class OptimSection:
     weight_decay_end: float = 0.04
     warmup_steps: int = 100_000
     grad_clip: float = 5.0
+    #: multiplies the learning rate of the conv stacks (wav2vec2's `feature_grad_mult` for Adam);
+    #: 1.0 is the reference's single group. Small runs need it: the shared front end feeds the
+    #: teacher, and at full rate it collapses onto one direction (README, learning check).
+    frontend_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,8 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(f"train.precision must be 'bf16' or 'fp32', got {train.precision!r}")
     if optim.warmup_steps < 0 or recipe.ema.ramp_steps < 0:
         raise RecipeError("optim.warmup_steps and ema.ramp_steps must be >= 0")
+    if optim.frontend_lr_scale < 0:
+        raise RecipeError(f"optim.frontend_lr_scale must be >= 0, got {optim.frontend_lr_scale}")
     lo, hi = recipe.scenes.snr_db
     if lo > hi:
         raise RecipeError(f"scenes.snr_db must be (low, high), got {recipe.scenes.snr_db}")
