@@ -190,8 +190,8 @@ def pretrain(session: nox.Session) -> None:
     if corpus == str(HOME / "corpus"):
         session.run(cli, "tasks", "build-corpus", corpus, external=True)
     run = HOME / "runs" / "tiny-cpu"
-    model = run / "model.safetensors"
-    if not model.is_file():
+    model, init = run / "model.safetensors", run / "init.safetensors"
+    if not (model.is_file() and init.is_file()):  # a finished run of an older version: exports init
         if run.is_dir():
             session.run(cli, "pretrain", "--resume", str(run), external=True)
         else:
@@ -208,7 +208,7 @@ def pretrain(session: nox.Session) -> None:
             )
     probe = run / "probe"
     models = [
-        f"wavjepa-tiny-init={run / 'init.safetensors'}",  # the weights the run started from
+        f"wavjepa-tiny-init={init}",  # the weights the run started from
         f"wavjepa-tiny-pretrained={model}",
     ]
     session.run(

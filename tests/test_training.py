@@ -198,6 +198,23 @@ def test_frontend_lr_scale_zero_freezes_the_conv_stacks_only(corpus, reference):
         )
 
 
+def test_resuming_a_finished_run_exports_a_missing_init(corpus):
+    """Runs of older versions have no init.safetensors: `--resume` writes it, model unchanged."""
+    threads = torch.get_num_threads()
+    try:
+        run = pretrain(load_recipe(TINY, overrides(corpus, "no-init")), progress=False)
+        before = read_checkpoint(run / "model.safetensors").tensors
+        init = read_checkpoint(run / "init.safetensors").tensors
+        (run / "init.safetensors").unlink()
+        pretrain(resume=str(run), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    after = read_checkpoint(run / "model.safetensors").tensors
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    again = read_checkpoint(run / "init.safetensors").tensors
+    assert all(torch.equal(init[k], again[k]) for k in init)
+
+
 def test_nan_loss_stops_naming_step_and_last_checkpoint(corpus):
     recipe = load_recipe(TINY, overrides(corpus, "diverged", "optim.lr=1e30"))
     threads = torch.get_num_threads()
