@@ -20,7 +20,7 @@ from hear_wavjepa import cli
 from hear_wavjepa.checkpoint import load_encoder, read_checkpoint
 from hear_wavjepa.model.jepa import WavJEPA
 from hear_wavjepa.training.loop import TrainingDiverged, pretrain
-from hear_wavjepa.training.recipe import load_recipe
+from hear_wavjepa.training.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "train" / "tiny-cpu.yaml"
@@ -61,6 +61,15 @@ def losses(run: Path) -> list[str]:
         return [row["loss"] for row in csv.DictReader(f)]
 
 
+def run_in_process(recipe: Recipe | None = None, resume: str | None = None) -> Path:
+    """`pretrain` in this process, restoring torch's thread count (recipes set it)."""
+    threads = torch.get_num_threads()
+    try:
+        return pretrain(recipe, resume=resume, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
@@ -77,11 +86,7 @@ def corpus(home):
 @pytest.fixture(scope="module")
 def reference(corpus):
     """An uninterrupted run of STEPS steps, in this process."""
-    torch_threads = torch.get_num_threads()
-    try:
-        return pretrain(load_recipe(TINY, overrides(corpus, "reference")), progress=False)
-    finally:
-        torch.set_num_threads(torch_threads)
+    return run_in_process(load_recipe(TINY, overrides(corpus, "reference")))
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -163,12 +168,9 @@ def test_two_gloo_processes_match_one_process(home, corpus, reference):
 
 
 def test_gradient_accumulation_matches_one_batch(corpus, reference):
-    recipe = load_recipe(TINY, overrides(corpus, "accumulated", "train.accumulation=2"))
-    threads = torch.get_num_threads()
-    try:
-        run = pretrain(recipe, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    run = run_in_process(
+        load_recipe(TINY, overrides(corpus, "accumulated", "train.accumulation=2"))
+    )
     two = [float(v) for v in losses(run)]
     np.testing.assert_allclose(two, [float(v) for v in losses(reference)], rtol=1e-5)
 
@@ -178,11 +180,7 @@ def test_frontend_lr_scale_zero_freezes_the_conv_stacks_only(corpus, reference):
     run also exports its starting weights, init.safetensors."""
     assert load_recipe(reference / "config.yaml").optim.frontend_lr_scale == 0.0
     recipe = load_recipe(TINY, overrides(corpus, "full-rate", "optim.frontend_lr_scale=1"))
-    threads = torch.get_num_threads()
-    try:
-        run = pretrain(recipe, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    run = run_in_process(recipe)
     torch.manual_seed(recipe.train.seed)
     initial = WavJEPA(recipe.model_config()).state_dict()
     for folder in (run, reference):
@@ -200,15 +198,11 @@ def test_frontend_lr_scale_zero_freezes_the_conv_stacks_only(corpus, reference):
 
 def test_resuming_a_finished_run_exports_a_missing_init(corpus):
     """Runs of older versions have no init.safetensors: `--resume` writes it, model unchanged."""
-    threads = torch.get_num_threads()
-    try:
-        run = pretrain(load_recipe(TINY, overrides(corpus, "no-init")), progress=False)
-        before = read_checkpoint(run / "model.safetensors").tensors
-        init = read_checkpoint(run / "init.safetensors").tensors
-        (run / "init.safetensors").unlink()
-        pretrain(resume=str(run), progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    run = run_in_process(load_recipe(TINY, overrides(corpus, "no-init")))
+    before = read_checkpoint(run / "model.safetensors").tensors
+    init = read_checkpoint(run / "init.safetensors").tensors
+    (run / "init.safetensors").unlink()
+    run_in_process(resume=str(run))
     after = read_checkpoint(run / "model.safetensors").tensors
     assert all(torch.equal(before[k], after[k]) for k in before)
     again = read_checkpoint(run / "init.safetensors").tensors
@@ -217,12 +211,8 @@ def test_resuming_a_finished_run_exports_a_missing_init(corpus):
 
 def test_nan_loss_stops_naming_step_and_last_checkpoint(corpus):
     recipe = load_recipe(TINY, overrides(corpus, "diverged", "optim.lr=1e30"))
-    threads = torch.get_num_threads()
-    try:
-        with pytest.raises(TrainingDiverged, match=r"step 1: the loss is nan") as info:
-            pretrain(recipe, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    with pytest.raises(TrainingDiverged, match=r"step 1: the loss is nan") as info:
+        run_in_process(recipe)
     assert "checkpoints/step-00000001" in str(info.value)
     run = Path(os.environ["HEAR_WAVJEPA_HOME"]) / "runs" / "diverged"
     assert (run / "checkpoints" / "step-00000001" / "state.json").is_file()
