@@ -1,6 +1,7 @@
 #!/bin/sh
-# `nox` without installing anything by hand: makes a small venv with nox on first use
-# (works where the system pip is externally managed, PEP 668), then runs nox with your arguments.
+# `nox` without installing anything by hand: makes a small venv with nox and uv from locks/nox.txt
+# on first use and whenever that lock changes (works where the system pip is externally managed,
+# PEP 668), then runs nox with your arguments.
 #   ./nox.sh -s tests            ./nox.sh -s eval-nat-hear
 set -eu
 cd "$(dirname "$0")"
@@ -16,7 +17,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
     echo "error: Python >= 3.10 is needed, found $("$PYTHON" --version 2>&1)" >&2
     exit 1
 fi
-if [ ! -x "$VENV/bin/nox" ]; then
+LOCK_DIGEST=$("$PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' locks/nox.txt)
+if [ ! -x "$VENV/bin/nox" ] || [ "$(cat "$VENV/.lock-sha256" 2>/dev/null)" != "$LOCK_DIGEST" ]; then
     mkdir -p "$HOME_DIR/venvs"
     if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
         pkg="python3-venv"
@@ -30,7 +32,7 @@ if [ ! -x "$VENV/bin/nox" ]; then
     fi
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q -U pip
-    "$VENV/bin/python" -m pip install -q "nox>=2024.4.15"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r locks/nox.txt
+    echo "$LOCK_DIGEST" > "$VENV/.lock-sha256"
 fi
 exec "$VENV/bin/nox" "$@"

@@ -1,9 +1,12 @@
 """The user's entry points: `nox -s tests`, `nox -s lint`, `nox -s validate`, `nox -s bench`, ...
 
-Every session that needs torch runs in ONE virtualenv per machine and Python version,
-`$HEAR_WAVJEPA_HOME/venvs/torch-2.11-pyX.Y` (torch + torchaudio are a ~4.6 GB CUDA build on Linux,
-so they are installed once, not once per session). The package is installed into it in editable
-mode from the checkout that runs the session.
+Every dependency is installed from a lock in `locks/` (exact versions and sha256 hashes, resolved
+for Python >= 3.10 on every platform by `nox -s lock`), with uv. Each lock has one virtualenv per
+machine and Python version under `$HEAR_WAVJEPA_HOME/venvs/`: torch + torchaudio are a ~4.9 GB
+CUDA build on Linux, so all torch sessions share `venvs/torch-pyX.Y`, and this checkout is
+installed into it in editable mode. Before every use a venv is compared with its lock (installed
+names and versions); one that differs is synced back to the lock, and `nox -s check-venvs` (run
+first by CI) fails naming what differs instead.
 """
 
 from __future__ import annotations
@@ -13,20 +16,36 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import nox
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).resolve().parent
+LOCKS = ROOT / "locks"
 HOME = Path(
     os.environ.get("HEAR_WAVJEPA_HOME", Path.home() / ".cache" / "hear-wavjepa")
 ).expanduser()
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
-TORCH_VENV = HOME / "venvs" / f"torch-2.11-py{PY}"
-VALIDATE_VENV = HOME / "venvs" / f"validator-py{PY}"
+#: venv name -> its lock (the venv holds exactly the lock's packages for this interpreter).
+VENV_LOCKS = {
+    "torch": "torch.txt",
+    "lint": "lint.txt",
+    "validator": "validator.txt",
+    "oracle": "oracle.txt",
+}
+#: the project itself, installed from the checkout into the torch venv (not a locked dependency)
+PROJECT = "hear-wavjepa"
+#: the lowest Python the project supports: every lock is resolved for it and all newer ones
+MIN_PYTHON = "3.10"
+UV = str(Path(sys.executable).parent / "uv")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -35,31 +54,98 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _pip(session: nox.Session, python: Path | str, *args: str) -> None:
-    session.run(str(python), "-m", "pip", "install", "-q", *args, external=True)
+def venv_dir(name: str) -> Path:
+    return HOME / "venvs" / f"{name}-py{PY}"
 
 
-def _make_venv(session: nox.Session, venv: Path) -> Path:
+def _site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{PY}" / "site-packages"
+
+
+def locked_versions(lock: Path) -> dict[str, str]:
+    """The lock's packages for this interpreter and platform: {normalised name: version}."""
+    text = lock.read_text().replace("\\\n", " ")
+    env = default_environment()
+    wanted: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].split(" --hash", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate(env):
+            (spec,) = req.specifier
+            wanted[canonicalize_name(req.name)] = spec.version
+    return wanted
+
+
+def installed_versions(venv: Path) -> dict[str, str]:
+    """What the venv's own site-packages hold (not what a layered venv adds): {name: version}."""
+    dists = metadata.distributions(path=[str(_site_packages(venv))])
+    return {canonicalize_name(d.metadata["Name"]): d.version for d in dists}
+
+
+def venv_drift(venv: Path, lock: Path) -> list[str]:
+    """How `venv` differs from `lock`, one line per package; empty when they are equal."""
+    want = locked_versions(lock)
+    have = installed_versions(venv)
+    have.pop(PROJECT, None)
+    lines = []
+    for name in sorted(want.keys() | have.keys()):
+        if name not in have:
+            lines.append(f"{name}: missing (lock: {want[name]})")
+        elif name not in want:
+            lines.append(f"{name}: installed {have[name]}, not in the lock")
+        elif have[name] != want[name]:
+            lines.append(f"{name}: installed {have[name]}, lock: {want[name]}")
+    return lines
+
+
+def locked_venv(session: nox.Session, name: str) -> Path:
+    """The venv of lock `name`, created or synced so that it holds exactly the lock."""
+    venv, lock = venv_dir(name), LOCKS / VENV_LOCKS[name]
     python = venv / "bin" / "python"
     if not python.exists():
+        shutil.rmtree(venv, ignore_errors=True)
         venv.parent.mkdir(parents=True, exist_ok=True)
-        session.run(sys.executable, "-m", "venv", str(venv), external=True)
-        _pip(session, python, "-U", "pip", "setuptools>=77")
+        session.run(UV, "venv", "-q", "--python", sys.executable, str(venv), external=True)
+    stamp = venv / ".lock-sha256"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    drift = venv_drift(venv, lock)
+    if not stamp.is_file() or stamp.read_text() != digest:
+        drift = drift or [f"made from another version of {lock.name}"]
+    if not stamp.is_file():
+        session.log(f"installing {venv} from locks/{lock.name}")
+    elif drift:
+        shown = "; ".join(drift[:5]) + (f"; and {len(drift) - 5} more" if len(drift) > 5 else "")
+        session.log(f"{venv} differs from locks/{lock.name} ({shown}): syncing it to the lock")
+    if drift:
+        uv_env = {"VIRTUAL_ENV": str(venv)}
+        args = ["pip", "sync", "-q", "--require-hashes", "--python", str(python), str(lock)]
+        session.run(UV, *args, external=True, env=uv_env)
+        for extra in sorted(LOCKS.glob(f"{name}-nodeps.txt")):
+            args = ["pip", "install", "-q", "--no-deps", "--require-hashes", "--python"]
+            session.run(UV, *args, str(python), "-r", str(extra), external=True)
+        _atomic_write(stamp, digest)
     return python
 
 
 def torch_python(session: nox.Session) -> str:
-    """The shared torch venv's interpreter, with this checkout installed (editable) into it."""
-    python = _make_venv(session, TORCH_VENV)
-    stamp = TORCH_VENV / ".hear-wavjepa-deps"
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if not stamp.exists() or stamp.read_text() != want:
-        session.log(f"installing hear-wavjepa and its dependencies into {TORCH_VENV}")
-        _pip(session, python, "-e", f"{ROOT}[dev]")
-        _atomic_write(stamp, want)
-    else:  # dependencies are current: only point the editable install at this checkout
-        _pip(session, python, "--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    """The torch venv's interpreter, with this checkout installed (editable) into it."""
+    python = locked_venv(session, "torch")
+    if _editable_root(python) != ROOT:
+        args = ["pip", "install", "-q", "--no-deps", "--no-build-isolation", "--python"]
+        session.run(UV, *args, str(python), "-e", str(ROOT), external=True)
     return str(python)
+
+
+def _editable_root(python: Path) -> Path | None:
+    """The checkout whose `hear_wavjepa` the venv imports, without importing it (no torch)."""
+    code = "import importlib.util as u; s = u.find_spec('hear_wavjepa'); print(s and s.origin)"
+    out = subprocess.run(  # -I: the current folder (maybe a checkout) is not on the path
+        [str(python), "-I", "-c", code], capture_output=True, text=True, check=False, cwd="/"
+    )
+    origin = out.stdout.strip()
+    return Path(origin).parent.parent if origin not in ("", "None") else None
 
 
 def _layer_on_torch_venv(python: Path, torch_py: str) -> None:
@@ -105,6 +191,92 @@ def apt_packages() -> list[str]:
     return names
 
 
+@nox.session(name="check-venvs")
+def check_venvs(session: nox.Session) -> None:
+    """Fail when an existing venv differs from its lock, naming each package that differs
+    (CI runs this first; every other session would silently sync the venv back)."""
+    problems = []
+    for name, lock in VENV_LOCKS.items():
+        venv = venv_dir(name)
+        if not (venv / "bin" / "python").exists():
+            session.log(f"{venv}: not built yet (it is made from locks/{lock} on first use)")
+            continue
+        drift = venv_drift(venv, LOCKS / lock)
+        if drift:
+            problems.append(f"{venv} differs from locks/{lock}:\n  " + "\n  ".join(drift))
+        else:
+            session.log(f"{venv}: equal to locks/{lock}")
+    if problems:
+        fix = "a session syncs it back (e.g. ./nox.sh -s tests), or remove the venv to rebuild it"
+        session.error("\n".join(problems) + f"\n{fix}")
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Re-resolve every lock in locks/ (all platforms, Python >= 3.10) with sha256 hashes.
+    `-- --upgrade` takes the newest releases allowed; without it, pinned versions are kept."""
+    compile_ = [UV, "pip", "compile", "-q", "--universal", "--generate-hashes"]
+    compile_ += ["--python-version", MIN_PYTHON, "--no-header", *session.posargs]
+    torch_lock = LOCKS / "torch.txt"
+    session.run(*compile_, "pyproject.toml", "--extra", "dev", "-o", str(torch_lock), external=True)
+    for name in ("nox", "lint", "validator"):
+        out = LOCKS / f"{name}.txt"
+        session.run(*compile_, str(LOCKS / f"{name}.in"), "-o", str(out), external=True)
+    # oracle: resolved against the torch lock, whose packages it takes from the torch venv
+    with tempfile.TemporaryDirectory() as tmp:
+        full = Path(tmp) / "oracle.txt"
+        session.run(
+            *compile_,
+            str(LOCKS / "oracle.in"),
+            "-c",
+            str(torch_lock),
+            "-o",
+            str(full),
+            external=True,
+        )
+        _write_without(full, set(locked_versions(torch_lock)), LOCKS / "oracle.txt")
+    for name in ("validator", "oracle"):
+        _pin_nodeps(session, LOCKS / f"{name}-nodeps.in", LOCKS / f"{name}-nodeps.txt")
+
+
+def _write_without(lock: Path, drop: set[str], out: Path) -> None:
+    """Copy `lock` without the entries of the packages in `drop` (each entry: a line + hashes)."""
+    kept, skipping = [], False
+    for line in lock.read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            skipping = canonicalize_name(line.split("=", 1)[0].split(" ", 1)[0]) in drop
+        if not skipping:
+            kept.append(line)
+    _atomic_write(out, "\n".join(kept) + "\n")
+
+
+def _pin_nodeps(session: nox.Session, spec: Path, out: Path) -> None:
+    """Hash-pin packages installed without their declared dependencies (their metadata asks
+    for Pythons and versions that no longer exist; their real needs are in the main lock)."""
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for requirement in spec.read_text().split():
+            session.run(
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--ignore-requires-python",
+                "--only-binary",
+                ":all:",
+                "-d",
+                tmp,
+                requirement,
+                external=True,
+            )
+            (wheel,) = [w for w in Path(tmp).glob("*.whl") if w.name not in str(lines)]
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            lines.append(f"{requirement} --hash=sha256:{digest}")
+    _atomic_write(out, "\n".join(lines) + "\n")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (tiny presets; base-size work lives in `bench`)."""
@@ -120,32 +292,67 @@ def info(session: nox.Session) -> None:
     session.run(python, "-m", "hear_wavjepa", "info", external=True)
 
 
-@nox.session(venv_backend="venv")
+@nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check + ruff format --check."""
-    session.install("ruff==0.17.*")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    """ruff check + ruff format --check (ruff from locks/lint.txt)."""
+    ruff = str(locked_venv(session, "lint").parent / "ruff")
+    session.run(ruff, "check", ".", external=True)
+    session.run(ruff, "format", "--check", ".", external=True)
 
 
 @nox.session
 def validate(session: nox.Session) -> None:
     """Real hear-validator runs: hear_wavjepa (untrained, tiny checkpoint) and HEAR-Naive."""
     torch_py = torch_python(session)
-    python = _make_venv(session, VALIDATE_VENV)
-    stamp = VALIDATE_VENV / ".hear-wavjepa-validator"
-    if not stamp.exists():
-        _pip(session, python, "tensorflow-cpu")
-        _pip(session, python, "--no-deps", "--ignore-requires-python", "hearvalidator==2021.0.6")
-        _atomic_write(stamp, "ok")
+    python = locked_venv(session, "validator")
     _layer_on_torch_venv(python, torch_py)
-    validator = str(VALIDATE_VENV / "bin" / "hear-validator")
+    validator = str(python.parent / "hear-validator")
     env = {"HEAR_WAVJEPA_WEIGHTS": ""}
     session.run(validator, "hear_wavjepa", external=True, env=env)
     checkpoint = HOME / "validate" / "tiny.safetensors"
     session.run(torch_py, "-m", "hear_wavjepa", "init", "tiny", str(checkpoint), external=True)
     session.run(validator, "hear_wavjepa", "-m", str(checkpoint), external=True, env=env)
     session.run(validator, "hear_wavjepa.baselines.naive", external=True)
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """`pip install .` (a built wheel, not editable) into a fresh venv, then use it from a folder
+    outside the checkout: info, build-mini, eval, the HEAR API and hear-validator."""
+    ensure_apt(session, apt_packages())
+    with tempfile.TemporaryDirectory(prefix="hear-wavjepa-wheel-") as tmp:
+        venv, work = Path(tmp) / "venv", Path(tmp) / "work"
+        session.run(sys.executable, "-m", "venv", str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        lock = str(LOCKS / "torch.txt")
+        session.run(UV, "pip", "install", "-q", "--require-hashes", "--python", python, "-r", lock,
+                    external=True)  # fmt: skip
+        session.run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    str(ROOT), external=True)  # fmt: skip
+        work.mkdir()
+        session.chdir(work)
+        cli = str(venv / "bin" / "hear-wavjepa")
+        session.run(cli, "info", external=True)
+        tasks = work / "mini"
+        session.run(cli, "tasks", "build-mini", str(tasks), "--scale", "0.05",
+                    "--only", "m-SC", "m-DCASE", external=True)  # fmt: skip
+        checkpoint = work / "tiny.safetensors"
+        session.run(cli, "init", "tiny", str(checkpoint), external=True)
+        session.run(cli, "eval", "--suite", "mini", "--tasks-dir", str(tasks), "--models",
+                    f"tiny={checkpoint}", "--protocols", "linear", "--results-dir",
+                    str(work / "results"), external=True)  # fmt: skip
+        api = (
+            "import hear_wavjepa, torch, sys; m = hear_wavjepa.load_model(sys.argv[1]);"
+            "e = hear_wavjepa.get_scene_embeddings(torch.zeros(2, 16000), m);"
+            "assert 'site-packages' in hear_wavjepa.__file__, hear_wavjepa.__file__;"
+            "print('HEAR API from', hear_wavjepa.__file__, tuple(e.shape))"
+        )
+        session.run(python, "-c", api, str(checkpoint), external=True)
+        validator = locked_venv(session, "validator")
+        _layer_on_torch_venv(validator, python)
+        env = {"HEAR_WAVJEPA_WEIGHTS": ""}
+        session.run(str(validator.parent / "hear-validator"), "hear_wavjepa", "-m",
+                    str(checkpoint), external=True, env=env)  # fmt: skip
 
 
 @nox.session
@@ -275,40 +482,14 @@ def tables(session: nox.Session) -> None:
     session.run(cli, "tables", *session.posargs, external=True)
 
 
-ORACLE_VENV = HOME / "venvs" / f"oracle-py{PY}"
-#: spec/hear.md §B.3, without TensorFlow; torch comes from the shared torch venv (a .pth line).
-ORACLE_RECIPE = [
-    "pytorch-lightning==1.9.5",
-    "torchmetrics>=1.5",
-    "setuptools<81",
-    "sed_eval==0.2.1",
-    "dcase_util==0.2.20",
-    "click",
-    "intervaltree",
-    "more-itertools",
-    "pandas",
-    "python-slugify",
-    "soundfile",
-    "torchinfo",
-    "tqdm",
-    "scikit-learn",
-    "scipy",
-]
-
-
 @nox.session
 def oracle(session: nox.Session) -> None:
     """heareval 2021.1.3 against our HEAR MLP protocol on four small mini-task caches:
-    `-- [--tasks multiclass,kfold,multilabel,event] [--grid G] [--grid-points N]`."""
+    `-- [--tasks multiclass,kfold,multilabel,event] [--grid G] [--grid-points N]`.
+    heareval's runner without TensorFlow (locks/oracle.txt); torch comes from the torch venv."""
     torch_py = torch_python(session)
-    python = _make_venv(session, ORACLE_VENV)
+    python = locked_venv(session, "oracle")
     _layer_on_torch_venv(python, torch_py)
-    stamp = ORACLE_VENV / ".hear-wavjepa-oracle"
-    want = " ".join(ORACLE_RECIPE)
-    if not stamp.exists() or stamp.read_text() != want:
-        _pip(session, python, "--no-deps", "heareval==2021.1.3")
-        _pip(session, python, *ORACLE_RECIPE)
-        _atomic_write(stamp, want)
     env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     script = str(ROOT / "tests" / "oracle" / "oracle.py")
     session.run(torch_py, script, *session.posargs, external=True, env=env)

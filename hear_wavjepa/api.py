@@ -5,8 +5,8 @@ samples, so frame i of a clip always covers samples [160 i, 160 i + 240) and its
 frame centre, 7.5 + 10 i ms: an exact 10 ms grid. A clip of L >= 240 samples gives
 floor((L - 240) / 160) + 1 frames; shorter clips are zero-padded to 240 samples and give 1 frame.
 Each window is standardised over its valid samples; frames past the clip are hidden as keys.
-`chunking="reference"` reproduces the reference runtime (spec §10.3): consecutive 32,159-sample
-chunks, start-aligned timestamps, 996 frames for 10 s.
+`chunking="reference"` reproduces the reference runtime (docs/hear-api.md, Reference chunking):
+consecutive 32,159-sample chunks, start-aligned timestamps, 996 frames for 10 s.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def _hop_windows(wave: torch.Tensor, model: HearWavJEPA) -> tuple[torch.Tensor, 
 
 
 def _reference_chunks(wave: torch.Tensor, model: HearWavJEPA) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference runtime's chunking, kept for comparison (spec §10.3, §14 E2-E5)."""
+    """The reference runtime's chunking, kept for comparison (docs/faithfulness.md)."""
     config = model.config
     unit, frames_per, sr = config.crop_samples, config.frames_per_crop, config.sample_rate
     length = wave.shape[-1]
@@ -277,7 +277,7 @@ def _reference_chunks(wave: torch.Tensor, model: HearWavJEPA) -> tuple[torch.Ten
         if valid_frames[k] <= 0:  # an all-padding chunk lies wholly past cut_off
             continue
         chunk = padded[:, :, k * unit : (k + 1) * unit]
-        # The reference standardises the whole chunk, zero padding included (spec §14 E4).
+        # The reference standardises the whole chunk, zero padding included (docs/faithfulness.md).
         full = torch.full((chunk.shape[0],), unit, device=chunk.device)
         keep = valid_frames[k].expand(chunk.shape[0]).to(chunk.device)
         outputs.append(_run(model, _standardise(chunk, full), keep))

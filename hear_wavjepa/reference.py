@@ -1,4 +1,4 @@
-"""Import the reference's Lightning checkpoints (labhamlet/wavjepa key layout, spec §13)."""
+"""Import the reference's Lightning checkpoints (labhamlet/wavjepa key layout, docs/model.md)."""
 
 from __future__ import annotations
 

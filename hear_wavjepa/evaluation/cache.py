@@ -1,4 +1,4 @@
-"""heareval's on-disk embedding layout (spec/hear.md §A3.1): a resumable writer and a reader.
+"""heareval's on-disk embedding layout (docs/hear-protocol.md): a resumable writer and a reader.
 
 A cached task dir holds copies of `task_metadata.json`, `labelvocabulary.csv` and `<split>.json`;
 per clip `<split>/<file>.embedding.npy` ((D,) scene, (T, D) event), `<file>.target-labels.json`

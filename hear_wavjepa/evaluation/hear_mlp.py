@@ -1,4 +1,4 @@
-"""heareval 2021.1.3's downstream protocol in plain torch (spec/hear.md §A3.2).
+"""heareval 2021.1.3's downstream protocol in plain torch (docs/hear-protocol.md, HEAR MLP).
 
 The grid (`default`, `fast`, `faster` plus per-task overrides) is shuffled with Python's random
 seeded 42 once per task and the first `grid_points` are trained on fold 0; the best (validation

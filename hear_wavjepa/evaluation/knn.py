@@ -1,4 +1,4 @@
-"""Weighted kNN on cached scene embeddings (X-ARES / DINO style, spec/nat-hear.md §5.3-5.4).
+"""Weighted kNN on cached scene embeddings (X-ARES / DINO style, docs/hear-protocol.md).
 
 Embeddings are L2-normalised, so the dot product is the cosine similarity. Each test clip takes its
 k most similar training clips and sums their one-hot labels weighted by softmax(similarity / T);

@@ -1,4 +1,4 @@
-"""X-ARES-style linear probe: LayerNorm + Linear on cached embeddings (spec/nat-hear.md §5.2).
+"""X-ARES-style linear probe: LayerNorm + Linear on cached embeddings (docs/hear-protocol.md).
 
 Scene tasks use the clip embedding (the module's time mean); event tasks are probed frame by frame
 and scored on events made with heareval's post-processing (chosen on validation). Adam (lr 1e-3),

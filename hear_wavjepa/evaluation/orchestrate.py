@@ -20,9 +20,7 @@ from hear_wavjepa.evaluation.models import ModelEntry
 from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE, score_task
 from hear_wavjepa.evaluation.suites import SuiteTask, check_suite, default_tasks_dir, suite_tasks
 from hear_wavjepa.evaluation.tasks import Task, load_task
-from hear_wavjepa.paths import home
-
-RECIPES = Path(__file__).resolve().parents[2] / "train"
+from hear_wavjepa.paths import home, recipe_file
 
 
 def grid_for(task: SuiteTask, grid: str, event_grid: str | None = None) -> str:
@@ -180,11 +178,8 @@ def pretrained_tiny(run: str = "tiny-cpu") -> Path:
         pretrain(resume=str(folder))
     else:
         corpus = ensure_corpus()
-        recipe = load_recipe(
-            RECIPES / "tiny-cpu.yaml", [f"data.path={corpus}", f"train.name={run}"]
-        )
-        print(
-            f"no pretrained tiny checkpoint: pretraining {RECIPES / 'tiny-cpu.yaml'} into {folder}"
-        )
+        path = recipe_file("tiny-cpu.yaml")
+        recipe = load_recipe(path, [f"data.path={corpus}", f"train.name={run}"])
+        print(f"no pretrained tiny checkpoint: pretraining {path} into {folder}")
         pretrain(recipe)
     return model

@@ -27,9 +27,10 @@ from hear_wavjepa.evaluation.tables import (
     robustness,
     s_of_m,
 )
+from hear_wavjepa.paths import suite_file
 
 FLOOR_MODEL = "hear-naive"
-PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published_hear.csv"
+PUBLISHED = suite_file("hear_published.csv")
 
 
 def cell(scores: dict[str, Any], protocol: str) -> Cell | str | None:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import home, suite_file
 
-TASKS_YAML = Path(__file__).resolve().parents[2] / "tasks"
 SUITES = ("hear", "nat-hear", "mini", "mini-nat")
 #: metrics where lower is better
 MINIMISED = ("segment_1s_er",)
@@ -49,10 +48,10 @@ def check_suite(name: str) -> str:
     return name
 
 
-def suite_tasks(name: str, yaml_dir: Path = TASKS_YAML) -> list[SuiteTask]:
+def suite_tasks(name: str) -> list[SuiteTask]:
     """The tasks of suite `name`, in table column order."""
     check_suite(name)
-    path = yaml_dir / ("hear.yaml" if name in ("hear", "nat-hear") else "mini.yaml")
+    path = suite_file("hear.yaml" if name in ("hear", "nat-hear") else "mini.yaml")
     data = yaml.safe_load(path.read_text())
     tasks = []
     for entry in data["tasks"]:

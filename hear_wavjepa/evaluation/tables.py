@@ -1,7 +1,7 @@
 """Results tables: cells (mean ± std), s(m), robustness deltas, markdown. Pure functions.
 
 Scores are fractions in [0, 1] (heareval's convention) and are printed ×100, as the paper does.
-s(m), checked against the seed's table (`shared/data/README.md`): per task, with a floor model
+s(m) (docs/hear-protocol.md, The s(m) score): per task, with a floor model
 (HEAR-Naive) and the best model of the comparison set as the ceiling, clipped at 0,
 
     s(m) = 100 / |T| * sum_t max(0, (x_t(m) - x_t(floor)) / (x_t(best) - x_t(floor)))

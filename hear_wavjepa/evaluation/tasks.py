@@ -1,4 +1,4 @@
-"""Read and validate a HEAR task folder (hear-preprocess layout, spec/hear.md §A2).
+"""Read and validate a HEAR task folder (hear-preprocess layout, docs/hear-protocol.md).
 
 A task folder holds `task_metadata.json`, `labelvocabulary.csv` (`idx,label`), one `<split>.json`
 per split and `<sample_rate>/<split>/<file>.wav`. `load_task` checks all of it and returns a frozen
@@ -92,7 +92,7 @@ class Task:
 def protocol_splits(
     split_mode: str, splits: tuple[str, ...]
 ) -> list[tuple[tuple[str, ...], str, str]]:
-    """heareval's (train splits, valid split, test split) list (spec/hear.md §A3.2).
+    """heareval's (train splits, valid split, test split) list (docs/hear-protocol.md, Folds).
 
     trainvaltest gives one entry; k folds give, for each i, test fold i, valid fold (i+1) mod k
     and train the remaining folds, in split order.

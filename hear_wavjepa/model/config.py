@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SAMPLE_RATE = 16_000
-#: int(2.01 * 16000): float truncation makes this 32,159, not 32,160 (spec §1, §14 D1).
+#: int(2.01 * 16000): float truncation makes this 32,159, not 32,160 (docs/faithfulness.md).
 CROP_SAMPLES = 32_159
 #: wav2vec2's feature encoder minus its last layer: (out_channels, kernel, stride) per layer.
 WAVJEPA_CONV_LAYERS: tuple[tuple[int, int, int], ...] = (
@@ -36,7 +36,8 @@ class TransformerConfig:
 
 @dataclass(frozen=True)
 class MaskingConfig:
-    """The time-inverse block masker (spec §5.2); probabilities are fairseq's `mask_prob`."""
+    """The time-inverse block masker (docs/model.md, Masking); probabilities are fairseq's
+    `mask_prob`."""
 
     groups: int = 4
     context_prob: float = 0.65

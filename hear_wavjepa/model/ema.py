@@ -1,4 +1,4 @@
-"""The teacher's EMA momentum as a pure function of the optimiser step (spec §7)."""
+"""The teacher's EMA momentum as a pure function of the optimiser step (docs/model.md)."""
 
 from __future__ import annotations
 

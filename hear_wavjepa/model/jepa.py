@@ -61,10 +61,10 @@ def effective_rank(x: torch.Tensor) -> torch.Tensor:
 
 
 class WavJEPA(nn.Module):
-    """Student encoder, predictor and EMA teacher (spec §3, §6).
+    """Student encoder, predictor and EMA teacher (docs/model.md).
 
     The teacher is a copy of the student's transformer only: it reads the student's detached
-    front-end tokens (spec §14 A2).
+    front-end tokens (docs/faithfulness.md, Teacher input).
     """
 
     def __init__(self, config: WavJEPAConfig) -> None:
@@ -130,7 +130,7 @@ class WavJEPA(nn.Module):
     @torch.no_grad()
     def targets(self, local: torch.Tensor) -> torch.Tensor:
         """Teacher targets (N, S, D): top-K layer outputs, each standardised per crop, averaged.
-        `target_norm` "joint": over (tokens x features) (spec §6 step 7, §14 C1), and K = 1
+        `target_norm` "joint": over (tokens x features) (docs/model.md, Targets), and K = 1
         gives the raw output, as the reference; "per_feature": each feature over the tokens."""
         outputs = self.teacher.layer_outputs(local)[-self.config.top_k_targets :]
         stacked = torch.stack(outputs).float()

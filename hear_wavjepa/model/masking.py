@@ -1,4 +1,4 @@
-"""The time-inverse block masker (spec §5), seeded, with its 2-channel (Nat) variant."""
+"""The time-inverse block masker (docs/model.md), seeded, with its 2-channel (Nat) variant."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def expand_channels(mask: np.ndarray, channels: int, order: str) -> np.ndarray:
     """(..., T) -> (..., C*T) over channel-major tokens (index c*T + t).
 
     "aligned" gives every ear the same time mask. "interleaved" is the reference: the mask is
-    repeated time-major (index t*C + c) but read by channel-major tokens (spec §14 B3).
+    repeated time-major (index t*C + c) but read by channel-major tokens (docs/model.md, Nat
+    (two channels)).
     """
     if channels == 1:
         return mask

@@ -2,7 +2,8 @@
 
 Attention with a key-padding mask never lets a query see masked keys, and every other op is
 per-token, so running a transformer on only the kept tokens gives the same outputs at those
-positions as running it on the full sequence with the mask (spec §14 A5), at a fraction of the cost.
+positions as running it on the full sequence with the mask, at a fraction of the cost
+(docs/model.md, Sequence packing).
 """
 
 from __future__ import annotations

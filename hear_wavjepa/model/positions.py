@@ -1,4 +1,4 @@
-"""Fixed (non-learned) sin-cos positional embeddings (spec §2.5)."""
+"""Fixed (non-learned) sin-cos positional embeddings (docs/model.md, Positional embeddings)."""
 
 from __future__ import annotations
 

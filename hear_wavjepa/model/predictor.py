@@ -1,4 +1,4 @@
-"""The JEPA predictor: context features + mask tokens -> target latents (spec §3.5, §6)."""
+"""The JEPA predictor: context features + mask tokens -> target latents (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ def base() -> WavJEPAConfig:
 
 
 def large() -> WavJEPAConfig:
-    """Encoder 1024 x 24 (16 heads); the predictor stays 384 x 12 (spec §3.2)."""
+    """Encoder 1024 x 24 (16 heads); the predictor stays 384 x 12 (docs/model.md, Presets)."""
     return WavJEPAConfig(encoder=TransformerConfig(dim=1024, depth=24, heads=16, mlp_dim=4096))
 
 

@@ -62,7 +62,7 @@ class Transformer(nn.Module):
         self.norm = nn.LayerNorm(config.dim, eps=1e-5)
         init_weights(self)
         # The reference deep-copies one prototype layer, so every layer starts with the same
-        # QKV projection (spec §3.3, §14 A3).
+        # QKV projection (docs/faithfulness.md, Shared QKV initialisation).
         for layer in self.layers[1:]:
             layer.self_attn.in_proj_weight.data.copy_(self.layers[0].self_attn.in_proj_weight)
 

@@ -33,12 +33,12 @@ from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_bytes, write_text
 from hear_wavjepa.evaluation.tasks import Task, TaskError, load_task
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import home, suite_file
 from hear_wavjepa.scenes.noise import NoiseBank, NoiseBankConfig, load_noise_bank
 from hear_wavjepa.scenes.render import SceneConfig, ScenePlan, draw_scene, render_with_banks
 from hear_wavjepa.scenes.rooms import RoomBank, RoomBankConfig, load_room_bank
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "tasks" / "nat.yaml"
+DEFAULT_CONFIG = suite_file("nat.yaml")
 SAMPLE_RATE = 16000
 MANIFEST = "nat_manifest.json"
 STATE = ".naturalize.json"

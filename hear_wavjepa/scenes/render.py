@@ -4,7 +4,7 @@
 `render_scene` is a pure function of the waveforms, responses and that plan, on any torch device, so
 a manifest entry re-renders its clip exactly and pretraining can render on the fly.
 
-Recipe (spec/nat-hear.md §1.2, with the fixes of spec/wavjepa.md D3): the source is set to
+Recipe (docs/nat-scenes.md, Scene recipe): the source is set to
 `loudness_db` RMS and convolved with its 2-ear response (the tail past the clip is cut); each noise
 source plays its own segment of its own noise clip (unit RMS, `gain_db`, linear fades) through its
 own response; the summed noise is scaled to the drawn SNR measured jointly over both ears and the

@@ -43,10 +43,10 @@ import torch
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import write_text
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import home, suite_file
 from hear_wavjepa.suites.mini.attributions import SOURCES, debian_version
 from hear_wavjepa.suites.mini.music import DRUM_BANK, GMSynth
-from hear_wavjepa.suites.mini.recipe import DEFAULT_RECIPE, TASKS_DIR, load_recipes
+from hear_wavjepa.suites.mini.recipe import DEFAULT_RECIPE, load_recipes
 from hear_wavjepa.suites.mini.signal import (
     SAMPLE_RATE,
     colored_noise,
@@ -117,7 +117,7 @@ def mini_material(recipe_path: Path = DEFAULT_RECIPE) -> dict[str, Any]:
         for spec in {**p.get("sources", {}), **p.get("classes", {})}.values():
             packages.update([spec["package"]] if "package" in spec else [])
         if "list" in p:
-            rows = read_list(TASKS_DIR / p["list"])
+            rows = read_list(suite_file(p["list"]))
             packages.update(row.package for row in rows)
             md5s.update(row.md5 for row in rows)
         words.update(w.lower() for w in [*p.get("keywords", []), *p.get("unknown_words", [])])

@@ -33,7 +33,7 @@ class Batch(NamedTuple):
 
 def standardise(crops: torch.Tensor) -> torch.Tensor:
     """(N, C, L): per crop, subtract the mean and divide by (unbiased std + 1e-5), jointly over
-    channels x time (spec §9.1 step 7)."""
+    channels x time (docs/pretraining.md, Crops and batches)."""
     mean = crops.mean(dim=(1, 2), keepdim=True)
     std = crops.std(dim=(1, 2), keepdim=True)
     return (crops - mean) / (std + 1e-5)
@@ -86,7 +86,7 @@ class BatchMaker:
         return int(self._epoch[1][offset])
 
     def is_clean(self, step: int) -> bool:
-        """Whether `step`'s whole batch skips scene rendering (spec §9.2 step 6: per batch)."""
+        """Whether `step`'s whole batch skips scene rendering (per batch, docs/nat-scenes.md)."""
         if self.renderer is None:
             return True
         return bool(self._rng(_CLEAN, step).random() < self.clean_data_ratio)

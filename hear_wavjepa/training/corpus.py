@@ -1,7 +1,8 @@
 """A pretraining corpus decoded once into a memory-mapped float16 array of 10 s clips.
 
 Sources are audio files (wav/flac/ogg, any rate and channel count) found under a folder, by a
-glob, or as members of WebDataset-style .tar shards. Each source becomes one clip (spec §9.1):
+glob, or as members of WebDataset-style .tar shards. Each source becomes one clip
+(docs/pretraining.md):
 channel 0 (or the first two channels for a 2-channel corpus; mono is repeated), resampled to
 16 kHz with the "kaiser_best" sinc, scaled to an RMS of -14 dBFS, zero-padded or cut to 10 s.
 The decoded array lives under a key of the source list and the decoding settings, so a second
@@ -105,7 +106,8 @@ def read_source(source: Source) -> tuple[np.ndarray, int]:
 def condition(
     samples: np.ndarray, rate: int, channels: int, clip_samples: int, loudness_dbfs: float
 ) -> np.ndarray:
-    """(C_in, frames) at `rate` -> (channels, clip_samples) float32 at 16 kHz (spec §9.1 1-4)."""
+    """(C_in, frames) at `rate` -> (channels, clip_samples) float32 at 16 kHz (see
+    docs/pretraining.md)."""
     if channels == 1 or samples.shape[0] == 1:
         picked = np.repeat(samples[:1], channels, axis=0)
     else:

@@ -1,11 +1,12 @@
 """The pretraining loop: one process, or DistributedDataParallel under `torchrun`.
 
-Per optimiser step (spec §6-§8): every rank builds its slice of the global batch (`batches.py`),
-runs `accumulation` micro-batches forward and backward with the loss normalised by the GLOBAL
-target count (so gradients equal those of one process on the whole batch), updates the EMA
-teacher from the pre-update student, clips the gradient norm, and takes the AdamW step with the
-step's learning rate and weight decay. Checkpoints (`state.py`) are written every
-`train.checkpoint_every` steps and at exit; `resume=True` continues bit-exactly on CPU.
+Per optimiser step (docs/pretraining.md, Training step): every rank builds its slice of the global
+batch (`batches.py`), runs `accumulation` micro-batches forward and backward with the loss
+normalised by the GLOBAL target count (so gradients equal those of one process on the whole
+batch), updates the EMA teacher from the pre-update student, clips the gradient norm, and takes
+the AdamW step with the step's learning rate and weight decay. Checkpoints (`state.py`) are
+written every `train.checkpoint_every` steps and at exit; `resume=True` continues bit-exactly on
+CPU.
 """
 
 from __future__ import annotations
@@ -249,8 +250,9 @@ INIT_EXPORT = "init.safetensors"
 
 
 def _param_groups(model: WavJEPA, frontend_lr_scale: float) -> list[dict]:
-    """Every trainable parameter in one group (spec §8), or two when the conv stacks' learning
-    rate is scaled (`optim.frontend_lr_scale`); each group's `lr_scale` multiplies the schedule."""
+    """Every trainable parameter in one group (docs/pretraining.md), or two when the conv stacks'
+    learning rate is scaled (`optim.frontend_lr_scale`); each group's `lr_scale` multiplies the
+    schedule."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if frontend_lr_scale == 1.0:
         return [{"params": trainable, "lr_scale": 1.0}]

@@ -52,7 +52,8 @@ class DataSection:
 
 @dataclass(frozen=True)
 class ScenesSection:
-    """WavJEPA-Nat online scene rendering (spec §9.2): binaural RIRs + noise at SNR U(lo, hi) dB."""
+    """WavJEPA-Nat online scene rendering (docs/nat-scenes.md): binaural RIRs + noise at SNR
+    U(lo, hi) dB."""
 
     enabled: bool = False
     snr_db: tuple[float, float] = (5.0, 40.0)
@@ -62,7 +63,7 @@ class ScenesSection:
 
 @dataclass(frozen=True)
 class OptimSection:
-    """AdamW over every trainable parameter in one group (spec §8)."""
+    """AdamW over every trainable parameter in one group (docs/pretraining.md)."""
 
     lr: float = 4e-4
     betas: tuple[float, float] = (0.9, 0.98)
@@ -74,13 +75,14 @@ class OptimSection:
     grad_clip: float = 5.0
     #: multiplies the learning rate of the conv stacks (wav2vec2's `feature_grad_mult` for Adam);
     #: 1.0 is the reference's single group. Small runs need it: the shared front end feeds the
-    #: teacher, and at full rate it collapses onto one direction (README, learning check).
+    #: teacher, and at full rate it collapses onto one direction (docs/learning-check.md).
     frontend_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
 class EMASection:
-    """Teacher momentum: linear from `start` to `end` over `ramp_steps`, then constant (spec §7)."""
+    """Teacher momentum: linear from `start` to `end` over `ramp_steps`, then constant
+    (docs/model.md)."""
 
     start: float = 0.999
     end: float = 0.99999

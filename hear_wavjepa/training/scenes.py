@@ -1,4 +1,4 @@
-"""WavJEPA-Nat online scene rendering: a mono clip -> a binaural scene (spec §9.2).
+"""WavJEPA-Nat online scene rendering: a mono clip -> a binaural scene (docs/nat-scenes.md).
 
 Each clip of an augmented batch gets its own scene drawn by `hear_wavjepa.scenes`: a room and a
 source position from the pre-built binaural room bank, 1-5 noise sources playing clips of the noise

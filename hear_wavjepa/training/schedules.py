@@ -9,8 +9,9 @@ from hear_wavjepa.training.recipe import Recipe
 
 
 def learning_rate(step: int, peak: float, warmup_steps: int, total_steps: int) -> float:
-    """HF `get_cosine_schedule_with_warmup` (spec §8): linear 0 -> peak over `warmup_steps`,
-    then a half cosine to 0 at `total_steps`. `step` counts optimiser steps from 0."""
+    """HF `get_cosine_schedule_with_warmup` (docs/pretraining.md): linear 0 -> peak over
+    `warmup_steps`, then a half cosine to 0 at `total_steps`. `step` counts optimiser steps from
+    0."""
     if step < warmup_steps:
         return peak * step / max(1, warmup_steps)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-#: The repository's `tasks/` folder (the YAML suite definitions).
-TASKS_DIR = Path(__file__).resolve().parents[3] / "tasks"
-DEFAULT_RECIPE = TASKS_DIR / "mini.yaml"
+from hear_wavjepa.paths import suite_file
+
+DEFAULT_RECIPE = suite_file("mini.yaml")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class TaskRecipe:
         return max(round(self.clips * scale), self.min_per_class * n_classes)
 
     def metadata(self) -> dict[str, Any]:
-        """task_metadata.json, as hear-preprocess writes it (spec/hear.md §A2)."""
+        """task_metadata.json, as hear-preprocess writes it (docs/hear-protocol.md)."""
         meta: dict[str, Any] = {
             "task_name": self.task_name,
             "version": self.version,

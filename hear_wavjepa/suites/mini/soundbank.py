@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from hear_wavjepa.paths import suite_file
 from hear_wavjepa.suites.mini.context import BuildContext
 from hear_wavjepa.suites.mini.music import DRUM_BANK, SOUNDFONT_PACKAGES, GMSynth
-from hear_wavjepa.suites.mini.recipe import TASKS_DIR
 from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, normalize, trim_silence
 from hear_wavjepa.suites.mini.sources import Recording, SoundCache, fetch_recordings, read_list
 from hear_wavjepa.suites.mini.speech import random_speaker, random_text, synthesize
@@ -42,7 +42,7 @@ class SoundBank:
         self.versions: dict[str, str] = {}
         if packages:
             verified, indexes = fetch_recordings(
-                self.cache, read_list(TASKS_DIR / real_list), packages
+                self.cache, read_list(suite_file(real_list)), packages
             )
             self.versions = {k: v["version"] for k, v in indexes.items()}
             for name, spec in specs.items():

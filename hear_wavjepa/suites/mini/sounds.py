@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
+from hear_wavjepa.paths import suite_file
 from hear_wavjepa.suites.mini.context import BuildContext
-from hear_wavjepa.suites.mini.recipe import TASKS_DIR, TaskRecipe
+from hear_wavjepa.suites.mini.recipe import TaskRecipe
 from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, fit, normalize, trim_silence
 from hear_wavjepa.suites.mini.sources import Recording, SoundCache, fetch_recordings, read_list
 from hear_wavjepa.suites.mini.splits import balanced_folds
@@ -29,7 +30,7 @@ def recording_group(rec: Recording) -> str:
 
 def available_recordings(recipe: TaskRecipe, ctx: BuildContext) -> tuple[list[Recording], dict]:
     """Fetch the tier's packages; the verified recordings and each package's cache index."""
-    recordings = read_list(TASKS_DIR / recipe.params["list"])
+    recordings = read_list(suite_file(recipe.params["list"]))
     packages = ctx.sound_packages(recipe.params["packages"])
     return fetch_recordings(SoundCache(ctx.sources_dir), recordings, packages)
 

@@ -1,4 +1,4 @@
-"""Write one HEAR task folder exactly as hear-preprocess lays it out (spec/hear.md §A2).
+"""Write one HEAR task folder exactly as hear-preprocess lays it out (docs/hear-protocol.md).
 
 `task_metadata.json`, `labelvocabulary.csv`, `<split>.json` and `16000/<split>/<file>.wav`
 (PCM-16 mono), plus `SOURCES.md` (licences and attributions). JSON has sorted keys and no

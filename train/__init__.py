@@ -1,0 +1,1 @@
+"""The pretraining recipes, shipped inside the package as `hear_wavjepa.recipes`."""
