@@ -17,7 +17,7 @@ from task_factory import write_task
 
 from hear_wavjepa.evaluation import embed as embed_module
 from hear_wavjepa.evaluation.embed import ContractError, ModuleSpec, embed_task
-from hear_wavjepa.evaluation.tasks import TaskError
+from hear_wavjepa.hear_task import TaskError
 
 TINY = ModuleSpec("hear_wavjepa", options={"preset": "tiny"})
 NAIVE = ModuleSpec("hear_wavjepa.baselines.naive")

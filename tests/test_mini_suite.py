@@ -11,7 +11,7 @@ import shutil
 import pytest
 from task_factory import tree_digest
 
-from hear_wavjepa.evaluation.tasks import load_task
+from hear_wavjepa.hear_task import load_task
 from hear_wavjepa.suites.mini.recipe import load_recipes
 
 SCALE = 0.02

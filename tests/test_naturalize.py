@@ -18,7 +18,7 @@ import torch
 import yaml
 from task_factory import tree_digest
 
-from hear_wavjepa.evaluation.tasks import TaskError, load_task
+from hear_wavjepa.hear_task import TaskError, load_task
 from hear_wavjepa.scenes.naturalize import (
     MANIFEST,
     NatConfig,

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 from task_factory import SR, tree_digest, write_task
 
-from hear_wavjepa.evaluation.tasks import TaskError, load_task
+from hear_wavjepa.hear_task import TaskError, load_task
 from hear_wavjepa.suites.mini.build import build_mini
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_json
-from hear_wavjepa.evaluation.tasks import (
+from hear_wavjepa.hear_task import (
     metadata_splits,
     protocol_splits,
     read_json,

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from hear_wavjepa.atomicio import write_json
 from hear_wavjepa.evaluation.cache import CacheWriter
-from hear_wavjepa.evaluation.tasks import Clip, Task, load_task
+from hear_wavjepa.hear_task import Clip, Task, load_task
 from hear_wavjepa.paths import home
 
 CHANNEL_POLICIES = ("auto", "native", "mean", "first")

@@ -19,7 +19,7 @@ from hear_wavjepa.evaluation.embed import ModuleSpec, embed_task
 from hear_wavjepa.evaluation.models import ModelEntry
 from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE, score_task
 from hear_wavjepa.evaluation.suites import SuiteTask, check_suite, default_tasks_dir, suite_tasks
-from hear_wavjepa.evaluation.tasks import Task, load_task
+from hear_wavjepa.hear_task import Task, load_task
 from hear_wavjepa.paths import home, recipe_file
 
 

@@ -32,7 +32,7 @@ from torchaudio.functional import resample
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_bytes, write_text
-from hear_wavjepa.evaluation.tasks import Task, TaskError, load_task
+from hear_wavjepa.hear_task import Task, TaskError, load_task
 from hear_wavjepa.paths import home, suite_file
 from hear_wavjepa.scenes.noise import NoiseBank, NoiseBankConfig, load_noise_bank
 from hear_wavjepa.scenes.render import SceneConfig, ScenePlan, draw_scene, render_with_banks

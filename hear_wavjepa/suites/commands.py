@@ -44,7 +44,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 )
 def tasks(args: argparse.Namespace) -> int:
     if args.action == "check":
-        from hear_wavjepa.evaluation.tasks import load_task
+        from hear_wavjepa.hear_task import load_task
 
         for folder in args.folders:
             task = load_task(folder, args.sample_rate)

@@ -30,7 +30,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 
 from hear_wavjepa.evaluation.metrics import get_metric, primary_value
-from hear_wavjepa.evaluation.tasks import Task, load_task
+from hear_wavjepa.hear_task import Task, load_task
 from hear_wavjepa.suites.mini.build import build_mini, default_out
 from hear_wavjepa.suites.mini.recipe import load_recipes
 

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile
 import torch
 
-from hear_wavjepa.evaluation.tasks import load_task
+from hear_wavjepa.hear_task import load_task
 from hear_wavjepa.paths import home
 from hear_wavjepa.scenes.naturalize import load_nat_config, naturalize
 from hear_wavjepa.scenes.noise import load_noise_bank

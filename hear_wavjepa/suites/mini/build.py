@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hear_wavjepa.evaluation.tasks import load_task
+from hear_wavjepa.hear_task import load_task
 from hear_wavjepa.paths import home
 from hear_wavjepa.suites.mini import events, mixtures, music, sounds, speech
 from hear_wavjepa.suites.mini.context import SOUND_TIERS, BuildContext

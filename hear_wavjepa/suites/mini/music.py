@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hear_wavjepa.evaluation.tasks import load_task
+from hear_wavjepa.hear_task import load_task
 from hear_wavjepa.suites.mini.context import BuildContext
 from hear_wavjepa.suites.mini.recipe import TaskRecipe
 from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, fit, normalize, rms
