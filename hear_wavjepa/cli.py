@@ -10,7 +10,7 @@ from collections.abc import Callable
 COMMAND_MODULES: list[str] = [
     "hear_wavjepa.checkpoint_commands",
     "hear_wavjepa.training.commands",
-    "hear_wavjepa.suites.commands",
+    "hear_wavjepa.builders.commands",
     "hear_wavjepa.evaluation.commands",
     "hear_wavjepa.evaluation.embed_commands",
     "hear_wavjepa.evaluation.eval_commands",

@@ -15,7 +15,7 @@ import pytest
 import soundfile
 from task_factory import tree_digest
 
-from hear_wavjepa.suites import corpus
+from hear_wavjepa.builders import synthetic_corpus as corpus
 
 CLIPS, SEED = 6, 7
 
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(_tools_missing() is not None, reason=str(_tools_
 
 def _build(out: Path, **kw) -> corpus.CorpusReport:
     kw = {"clips": CLIPS, "seed": SEED, "real_packages": (), "progress": False, **kw}
-    return corpus.build_corpus(out, **kw)
+    return corpus.build_synthetic_corpus(out, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import shutil
 import pytest
 from task_factory import tree_digest
 
+from hear_wavjepa.builders.mini.recipe import load_recipes
 from hear_wavjepa.hear_task import load_task
-from hear_wavjepa.suites.mini.recipe import load_recipes
 
 SCALE = 0.02
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(_tools_missing() is not None, reason=str(_tools_
 
 @pytest.fixture(scope="module")
 def suites(tmp_path_factory):
-    from hear_wavjepa.suites.mini.build import build_mini
+    from hear_wavjepa.builders.mini.build import build_mini
 
     root = tmp_path_factory.mktemp("mini")
     first = build_mini(root / "a", scale=SCALE, seed=3, sounds="small", progress=False)

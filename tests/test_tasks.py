@@ -9,8 +9,8 @@ import pytest
 import soundfile
 from task_factory import SR, tree_digest, write_task
 
+from hear_wavjepa.builders.mini.build import build_mini
 from hear_wavjepa.hear_task import TaskError, load_task
-from hear_wavjepa.suites.mini.build import build_mini
 
 
 def test_reads_a_scene_task(tmp_path):

@@ -15,7 +15,13 @@ from hear_wavjepa.scenes.noise import NoiseBank, NoiseBankConfig, coloured_noise
 from hear_wavjepa.scenes.render import SceneConfig
 from hear_wavjepa.scenes.rooms import RoomBank, RoomBankConfig
 from hear_wavjepa.training.batches import BatchMaker, standardise
-from hear_wavjepa.training.corpus import Corpus, CorpusError, build_corpus, condition, find_sources
+from hear_wavjepa.training.decoded_corpus import (
+    Corpus,
+    CorpusError,
+    condition,
+    decode_corpus,
+    find_sources,
+)
 from hear_wavjepa.training.scenes import BankRenderer
 
 SETTINGS = dict(clip_seconds=10.0, loudness_dbfs=-14.0, progress=False)
@@ -53,16 +59,16 @@ def test_condition_resamples_picks_channel_0_sets_loudness_and_length():
 
 
 def test_corpus_from_folder_decodes_every_audio_file_once(folder, tmp_path):
-    path = build_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS)
+    path = decode_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS)
     corpus = Corpus(path)
     assert len(corpus) == 3 and corpus.clips.shape == (3, 1, 160_000)
     assert [Path(n).name for n in corpus.names] == ["a.wav", "c.ogg", "b.flac"]
     for i in range(3):
         assert np.isfinite(corpus.clip(i)).all() and np.abs(corpus.clip(i)).max() > 0.1
     stamp = (path / "clips.f16").stat().st_mtime_ns
-    assert build_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS) == path
+    assert decode_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS) == path
     assert (path / "clips.f16").stat().st_mtime_ns == stamp  # reused, not rebuilt
-    glob_path = build_corpus(str(folder / "*.wav"), tmp_path / "cache", channels=1, **SETTINGS)
+    glob_path = decode_corpus(str(folder / "*.wav"), tmp_path / "cache", channels=1, **SETTINGS)
     assert Corpus(glob_path).names == [str(folder / "a.wav")]
 
 
@@ -75,8 +81,8 @@ def test_tar_shards_give_the_same_clips_as_the_files(folder, tmp_path):
         tar.add(folder / "notes.txt", arcname="0002.json")
     sources = find_sources(str(tmp_path / "shards"))
     assert [s.member for s in sources] == ["0001.wav", "0002.flac"]
-    from_tar = Corpus(build_corpus(str(shard), tmp_path / "cache", channels=1, **SETTINGS))
-    from_files = Corpus(build_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS))
+    from_tar = Corpus(decode_corpus(str(shard), tmp_path / "cache", channels=1, **SETTINGS))
+    from_files = Corpus(decode_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS))
     np.testing.assert_array_equal(from_tar.clip(0), from_files.clip(0))  # a.wav
     np.testing.assert_array_equal(from_tar.clip(1), from_files.clip(2))  # b.flac
 
@@ -85,15 +91,15 @@ def test_corpus_errors_name_the_path(folder, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(CorpusError, match=rf"{empty}: no audio files"):
-        build_corpus(str(empty), tmp_path / "cache", channels=1, **SETTINGS)
+        decode_corpus(str(empty), tmp_path / "cache", channels=1, **SETTINGS)
     with pytest.raises(CorpusError, match=r"no such file or folder"):
-        build_corpus(str(tmp_path / "missing"), tmp_path / "cache", channels=1, **SETTINGS)
+        decode_corpus(str(tmp_path / "missing"), tmp_path / "cache", channels=1, **SETTINGS)
     broken = folder / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00not really a wave file")
     with pytest.raises(CorpusError, match=rf"{broken}: cannot decode audio"):
-        build_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS)
+        decode_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS)
     with pytest.warns(UserWarning, match="skipping .*broken.wav"):
-        path = build_corpus(
+        path = decode_corpus(
             str(folder),
             tmp_path / "cache",
             channels=1,
@@ -107,7 +113,7 @@ def test_corpus_errors_name_the_path(folder, tmp_path):
     nan = folder / "nan.wav"
     sf.write(nan, np.full(1000, np.nan, dtype=np.float32), 16_000, subtype="FLOAT")
     with pytest.raises(CorpusError, match=rf"{nan}: the audio holds NaN"):
-        build_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS)
+        decode_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS)
 
 
 def test_standardise_is_joint_over_channels_and_time():
@@ -121,7 +127,7 @@ def test_standardise_is_joint_over_channels_and_time():
 
 
 def test_batches_are_a_pure_function_of_step_and_slot(folder, tmp_path):
-    corpus = Corpus(build_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS))
+    corpus = Corpus(decode_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS))
     config = preset("tiny")
     maker = BatchMaker(corpus, config, clips_per_step=2, crops_per_clip=3, seed=7)
     whole = maker(5, 0, 2)
@@ -178,7 +184,7 @@ def test_nat_batches_render_binaural_scenes_per_batch(folder, tmp_path):
     assert not torch.equal(scene[0], scene[1])
     torch.testing.assert_close(renderer(source, np.random.default_rng(0)), scene)
 
-    corpus = Corpus(build_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS))
+    corpus = Corpus(decode_corpus(str(folder), tmp_path / "cache", channels=1, **SETTINGS))
     config = preset("tiny-nat")
     kwargs = dict(clips_per_step=2, crops_per_clip=2, seed=1, renderer=renderer)
     rendered = BatchMaker(corpus, config, clean_data_ratio=0.0, **kwargs)

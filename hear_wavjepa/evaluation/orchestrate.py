@@ -64,7 +64,7 @@ def ensure_tasks(
 
 
 def _build_mini(out: Path, tasks: Sequence[SuiteTask]) -> None:
-    from hear_wavjepa.suites.mini.build import build_mini
+    from hear_wavjepa.builders.mini.build import build_mini
 
     missing = [t.folder.rsplit("-", 2)[0] for t in tasks if not (out / t.folder).is_dir()]
     if missing:
@@ -147,10 +147,10 @@ def run_eval(
 
 def ensure_corpus() -> Path:
     """The offline pretraining corpus, `$HEAR_WAVJEPA_HOME/corpus`, built on first use."""
-    from hear_wavjepa.suites.corpus import build_corpus, default_out
+    from hear_wavjepa.builders.synthetic_corpus import build_synthetic_corpus, default_out
 
     out = default_out()
-    build_corpus(out)  # resumes an unfinished build; seconds when complete
+    build_synthetic_corpus(out)  # resumes an unfinished build; seconds when complete
     return out
 
 

@@ -17,7 +17,7 @@ import torch
 
 from hear_wavjepa.model.config import WavJEPAConfig
 from hear_wavjepa.model.masking import Masks, TimeInverseMasker
-from hear_wavjepa.training.corpus import Corpus
+from hear_wavjepa.training.decoded_corpus import Corpus
 
 #: (source (samples,) float32 at 16 kHz, generator) -> binaural scene (2, samples).
 SceneRenderer = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]

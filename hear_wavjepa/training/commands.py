@@ -29,7 +29,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 @command("pretrain", "pretrain WavJEPA / WavJEPA-Nat from a recipe (torchrun for DDP)", _configure)
 def pretrain_command(args: argparse.Namespace) -> int:
-    from hear_wavjepa.training.corpus import CorpusError
+    from hear_wavjepa.training.decoded_corpus import CorpusError
     from hear_wavjepa.training.loop import TrainingDiverged, pretrain
     from hear_wavjepa.training.recipe import load_recipe
 

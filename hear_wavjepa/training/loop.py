@@ -35,7 +35,7 @@ from hear_wavjepa.model.jepa import WavJEPA
 from hear_wavjepa.paths import home
 from hear_wavjepa.provenance import git_commit
 from hear_wavjepa.training.batches import Batch, BatchMaker
-from hear_wavjepa.training.corpus import Corpus, build_corpus
+from hear_wavjepa.training.decoded_corpus import Corpus, decode_corpus
 from hear_wavjepa.training.recipe import Recipe, RecipeError, load_recipe
 from hear_wavjepa.training.scenes import build_renderer
 from hear_wavjepa.training.schedules import schedule
@@ -154,11 +154,13 @@ def _open_corpus(recipe: Recipe, channels: int, procs: Processes) -> Corpus:
         skip_unreadable=recipe.data.skip_unreadable,
     )
     folder = (
-        build_corpus(recipe.data.path, cache, progress=procs.main, **kwargs) if procs.main else None
+        decode_corpus(recipe.data.path, cache, progress=procs.main, **kwargs)
+        if procs.main
+        else None
     )
     _barrier(procs)
     if folder is None:  # the main process built it; the others find the same key
-        folder = build_corpus(recipe.data.path, cache, progress=False, **kwargs)
+        folder = decode_corpus(recipe.data.path, cache, progress=False, **kwargs)
     return Corpus(folder)
 
 

@@ -29,10 +29,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 
+from hear_wavjepa.builders.mini.build import build_mini, default_out
+from hear_wavjepa.builders.mini.recipe import load_recipes
 from hear_wavjepa.evaluation.metrics import get_metric, primary_value
 from hear_wavjepa.hear_task import Task, load_task
-from hear_wavjepa.suites.mini.build import build_mini, default_out
-from hear_wavjepa.suites.mini.recipe import load_recipes
 
 SR = 16000
 MEL = torchaudio.transforms.MelSpectrogram(SR, n_fft=400, hop_length=160, n_mels=64)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hear_wavjepa.suites.mini.recipe import TaskRecipe
+    from hear_wavjepa.builders.mini.recipe import TaskRecipe
 
 #: source key -> (what it provides, licence, attribution / origin)
 SOURCES: dict[str, tuple[str, str, str]] = {

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, to_mono_16k, to_pcm16
+from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, to_mono_16k, to_pcm16
 
 
 @dataclass(frozen=True)

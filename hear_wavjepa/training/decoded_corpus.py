@@ -161,7 +161,7 @@ def corpus_key(sources: list[Source], settings: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_corpus(
+def decode_corpus(
     spec: str,
     cache_dir: Path,
     *,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from hear_wavjepa.builders.mini import events, mixtures, music, sounds, speech
+from hear_wavjepa.builders.mini.context import SOUND_TIERS, BuildContext
+from hear_wavjepa.builders.mini.recipe import DEFAULT_RECIPE, TaskRecipe, load_recipes
 from hear_wavjepa.hear_task import load_task
 from hear_wavjepa.paths import home
-from hear_wavjepa.suites.mini import events, mixtures, music, sounds, speech
-from hear_wavjepa.suites.mini.context import SOUND_TIERS, BuildContext
-from hear_wavjepa.suites.mini.recipe import DEFAULT_RECIPE, TaskRecipe, load_recipes
 
 BUILDERS = {
     "keywords": speech.build_keywords,

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from hear_wavjepa.builders.mini.context import BuildContext
+from hear_wavjepa.builders.mini.music import DRUM_BANK, SOUNDFONT_PACKAGES, GMSynth
+from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, normalize, trim_silence
+from hear_wavjepa.builders.mini.sources import Recording, SoundCache, fetch_recordings, read_list
+from hear_wavjepa.builders.mini.speech import random_speaker, random_text, synthesize
 from hear_wavjepa.paths import suite_file
-from hear_wavjepa.suites.mini.context import BuildContext
-from hear_wavjepa.suites.mini.music import DRUM_BANK, SOUNDFONT_PACKAGES, GMSynth
-from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, normalize, trim_silence
-from hear_wavjepa.suites.mini.sources import Recording, SoundCache, fetch_recordings, read_list
-from hear_wavjepa.suites.mini.speech import random_speaker, random_text, synthesize
 
 
 def _uniform(rng: np.random.Generator, bounds: list[float]) -> float:

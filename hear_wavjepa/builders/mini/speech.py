@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from hear_wavjepa.suites.mini.context import BuildContext
-from hear_wavjepa.suites.mini.recipe import TaskRecipe
-from hear_wavjepa.suites.mini.signal import (
+from hear_wavjepa.builders.mini.context import BuildContext
+from hear_wavjepa.builders.mini.recipe import TaskRecipe
+from hear_wavjepa.builders.mini.signal import (
     SAMPLE_RATE,
     colored_noise,
     fit,
@@ -23,8 +23,8 @@ from hear_wavjepa.suites.mini.signal import (
     to_mono_16k,
     trim_silence,
 )
-from hear_wavjepa.suites.mini.splits import balanced_folds, fraction_split
-from hear_wavjepa.suites.mini.writer import TaskWriter
+from hear_wavjepa.builders.mini.splits import balanced_folds, fraction_split
+from hear_wavjepa.builders.mini.writer import TaskWriter
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from hear_wavjepa.suites.mini.attributions import sources_markdown
-from hear_wavjepa.suites.mini.recipe import TaskRecipe
-from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, to_pcm16
+from hear_wavjepa.builders.mini.attributions import sources_markdown
+from hear_wavjepa.builders.mini.recipe import TaskRecipe
+from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, to_pcm16
 
 
 def dump_json(path: Path, obj: Any) -> None:

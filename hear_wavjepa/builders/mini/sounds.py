@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
+from hear_wavjepa.builders.mini.context import BuildContext
+from hear_wavjepa.builders.mini.recipe import TaskRecipe
+from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, fit, normalize, trim_silence
+from hear_wavjepa.builders.mini.sources import Recording, SoundCache, fetch_recordings, read_list
+from hear_wavjepa.builders.mini.splits import balanced_folds
+from hear_wavjepa.builders.mini.writer import TaskWriter
 from hear_wavjepa.paths import suite_file
-from hear_wavjepa.suites.mini.context import BuildContext
-from hear_wavjepa.suites.mini.recipe import TaskRecipe
-from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, fit, normalize, trim_silence
-from hear_wavjepa.suites.mini.sources import Recording, SoundCache, fetch_recordings, read_list
-from hear_wavjepa.suites.mini.splits import balanced_folds
-from hear_wavjepa.suites.mini.writer import TaskWriter
 
 
 def recording_group(rec: Recording) -> str:

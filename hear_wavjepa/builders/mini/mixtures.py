@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hear_wavjepa.suites.mini.context import BuildContext
-from hear_wavjepa.suites.mini.recipe import TaskRecipe
-from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, fit, normalize
-from hear_wavjepa.suites.mini.soundbank import SoundBank
-from hear_wavjepa.suites.mini.writer import TaskWriter
+from hear_wavjepa.builders.mini.context import BuildContext
+from hear_wavjepa.builders.mini.recipe import TaskRecipe
+from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, fit, normalize
+from hear_wavjepa.builders.mini.soundbank import SoundBank
+from hear_wavjepa.builders.mini.writer import TaskWriter
 
 
 def build_mixtures(recipe: TaskRecipe, ctx: BuildContext, out: Path) -> None:

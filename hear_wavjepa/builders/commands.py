@@ -53,16 +53,18 @@ def tasks(args: argparse.Namespace) -> int:
                   f"{len(task.labels)} labels, {task.primary_metric}, {counts}")  # fmt: skip
         return 0
     if args.action == "build-corpus":
-        from hear_wavjepa.suites.corpus import build_corpus
+        from hear_wavjepa.builders.synthetic_corpus import build_synthetic_corpus
 
-        report = build_corpus(args.out, clips=args.clips, seed=args.seed, workers=args.workers,
-                              progress=not args.no_progress)  # fmt: skip
+        report = build_synthetic_corpus(
+            args.out, clips=args.clips, seed=args.seed, workers=args.workers,
+            progress=not args.no_progress,
+        )  # fmt: skip
         mix = ", ".join(f"{kind} {n}" for kind, n in report.kinds.items())
         print(f"corpus: {sum(report.kinds.values())} clips ({mix}); {report.written} written in "
               f"{report.seconds:.1f} s; {report.bytes / 1e6:.1f} MB -> {report.out}")  # fmt: skip
         return 0
 
-    from hear_wavjepa.suites.mini.build import build_mini, default_out
+    from hear_wavjepa.builders.mini.build import build_mini, default_out
 
     out = args.out or default_out()
     reports = build_mini(out, scale=args.scale, seed=args.seed, overwrite=args.overwrite,

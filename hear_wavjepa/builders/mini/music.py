@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hear_wavjepa.builders.mini.context import BuildContext
+from hear_wavjepa.builders.mini.recipe import TaskRecipe
+from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, fit, normalize, rms
+from hear_wavjepa.builders.mini.splits import balanced_folds, fraction_split
+from hear_wavjepa.builders.mini.writer import TaskWriter
 from hear_wavjepa.hear_task import load_task
-from hear_wavjepa.suites.mini.context import BuildContext
-from hear_wavjepa.suites.mini.recipe import TaskRecipe
-from hear_wavjepa.suites.mini.signal import SAMPLE_RATE, fit, normalize, rms
-from hear_wavjepa.suites.mini.splits import balanced_folds, fraction_split
-from hear_wavjepa.suites.mini.writer import TaskWriter
 
 SOUNDFONT_DIR = Path("/usr/share/sounds/sf2")
 #: soundfont file stem -> the Debian package that ships it (for SOURCES.md)

@@ -1,1 +1,0 @@
-"""Task-suite builders: the offline mini-HEAR suite (`suites.mini`)."""
