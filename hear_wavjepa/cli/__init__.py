@@ -1,4 +1,8 @@
-"""`hear-wavjepa` command line: subcommands register in `COMMANDS`; their logic lives elsewhere."""
+"""`hear-wavjepa` command line: every subcommand lives in this package and registers in `COMMANDS`.
+
+The command modules are thin: they parse arguments and call the library below them. Nothing
+outside `hear_wavjepa.cli` imports it (the layer contract in pyproject.toml checks this).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,15 @@ import argparse
 import importlib
 from collections.abc import Callable
 
-#: Modules that register subcommands with `@command` when imported (one line per feature area).
+#: Modules of this package that register subcommands with `@command` when imported.
 COMMAND_MODULES: list[str] = [
-    "hear_wavjepa.checkpoint_commands",
-    "hear_wavjepa.training.commands",
-    "hear_wavjepa.builders.commands",
-    "hear_wavjepa.evaluation.commands",
-    "hear_wavjepa.evaluation.embed_commands",
-    "hear_wavjepa.evaluation.eval_commands",
-    "hear_wavjepa.scenes.commands",
+    "hear_wavjepa.cli.model",
+    "hear_wavjepa.cli.pretrain",
+    "hear_wavjepa.cli.data",
+    "hear_wavjepa.cli.score",
+    "hear_wavjepa.cli.embed",
+    "hear_wavjepa.cli.evaluate",
+    "hear_wavjepa.cli.naturalize",
 ]
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
