@@ -393,26 +393,11 @@ def pretrain(session: nox.Session) -> None:
     """
     cli = _hear_wavjepa(session)
     args = list(session.posargs)
-    corpus = args.pop(0) if args and "=" not in args[0] else str(HOME / "corpus")
-    if corpus == str(HOME / "corpus"):
-        session.run(cli, "tasks", "build-corpus", corpus, external=True)
+    if args and "=" not in args[0]:
+        args[0] = f"data.path={args[0]}"
+    session.run(cli, "pretrain", "--demo", *args, external=True)
     run = HOME / "runs" / "tiny-cpu"
     model, init = run / "model.safetensors", run / "init.safetensors"
-    if not (model.is_file() and init.is_file()):  # a finished run of an older version: exports init
-        if run.is_dir():
-            session.run(cli, "pretrain", "--resume", str(run), external=True)
-        else:
-            recipe = str(ROOT / "train" / "tiny-cpu.yaml")
-            session.run(
-                cli,
-                "pretrain",
-                "--config",
-                recipe,
-                f"data.path={corpus}",
-                "train.name=tiny-cpu",
-                *args,
-                external=True,
-            )
     probe = run / "probe"
     models = [
         f"wavjepa-tiny-init={init}",  # the weights the run started from

@@ -13,9 +13,12 @@ from hear_wavjepa.evaluation.orchestrate import grid_for, run_eval
 from hear_wavjepa.evaluation.report import write_tables
 from hear_wavjepa.evaluation.scoring import ScoresExist
 from hear_wavjepa.evaluation.suites import suite_tasks
+from hear_wavjepa.pipeline import evaluate
 
 NAIVE = "hear-naive=hear_wavjepa.baselines.naive"
 TINY = 'tiny=hear_wavjepa:{"preset": "tiny"}'
+FASTER = {"protocols": ["mlp", "linear", "knn"], "grid": "faster"}
+MLP = {"protocols": ["mlp"], "grid": "faster"}
 
 
 @pytest.fixture(autouse=True)
@@ -66,19 +69,21 @@ def test_bad_models_suites_and_task_dirs(tmp_path):
         parse_model("hear_wavjepa:{preset: tiny}")
     with pytest.raises(ValueError, match="not a module name"):
         parse_model("some/path.pt")
-    with pytest.raises(ValueError, match="unknown suite"):
-        run_eval("esc", [parse_model(NAIVE)])
     (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="unknown suite"):
+        run_eval("esc", [parse_model(NAIVE)], tasks_dir=tmp_path / "empty")
+    with pytest.raises(ValueError, match="unknown suite"):
+        evaluate("esc", [parse_model(NAIVE)])
     with pytest.raises(ValueError, match="holds none of the mini tasks"):
         run_eval("mini", [parse_model(NAIVE)], tasks_dir=tmp_path / "empty")
     with pytest.raises(ValueError, match="needs --tasks-dir"):
-        run_eval("hear", [parse_model(NAIVE)])
+        evaluate("hear", [parse_model(NAIVE)])
 
 
 def test_eval_writes_reuses_and_never_overwrites_silently(tmp_path, tasks_dir):
     results = tmp_path / "results"
     models = [parse_model(NAIVE)]
-    run_eval("mini", models, ["mlp", "linear", "knn"], "faster", tasks_dir, results, grid_points=1)
+    run_eval("mini", models, **FASTER, tasks_dir=tasks_dir, results_dir=results, grid_points=1)
     model_dir = results / "mini" / models[0].model_id
     assert json.loads((model_dir / "model.json").read_text())["module"] == (
         "hear_wavjepa.baselines.naive"
@@ -88,18 +93,21 @@ def test_eval_writes_reuses_and_never_overwrites_silently(tmp_path, tasks_dir):
     assert set(scores) >= {"mlp", "linear", "knn"}
     assert len(scores["mlp"]["result"]["aggregated_scores"]) >= 2  # k-fold: mean and std
     stamp = scores_path.stat().st_mtime_ns
-    run_eval("mini", models, ["mlp", "linear", "knn"], "faster", tasks_dir, results, grid_points=1)
+    run_eval("mini", models, **FASTER, tasks_dir=tasks_dir, results_dir=results, grid_points=1)
     assert scores_path.stat().st_mtime_ns == stamp  # stored scores reused, nothing rerun
     with pytest.raises(ScoresExist, match="--rerun"):
-        run_eval("mini", models, ["mlp"], "faster", tasks_dir, results, grid_points=2)
-    run_eval("mini", models, ["mlp"], "faster", tasks_dir, results, rerun=True, grid_points=2)
+        run_eval("mini", models, **MLP, tasks_dir=tasks_dir, results_dir=results, grid_points=2)
+    run_eval(
+        "mini", models, **MLP, tasks_dir=tasks_dir, results_dir=results, rerun=True, grid_points=2
+    )
     assert json.loads(scores_path.read_text())["mlp"]["settings"]["grid_points"] == 2
 
 
 def test_tables_regenerate_identically_from_stored_scores(tmp_path, tasks_dir):
     results = tmp_path / "results"
-    run_eval("mini", [parse_model(NAIVE), parse_model(TINY)], ["linear", "knn"], "faster",
-             tasks_dir, results)  # fmt: skip
+    models = [parse_model(NAIVE), parse_model(TINY)]
+    run_eval("mini", models, protocols=["linear", "knn"], grid="faster", tasks_dir=tasks_dir,
+             results_dir=results)  # fmt: skip
     first = {p.name: p.read_bytes() for p in write_tables(results)}
     assert "mini.md" in first
     text = first["mini.md"].decode()

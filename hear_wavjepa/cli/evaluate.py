@@ -35,30 +35,31 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
 
 
 @command("eval", "evaluate models on a task suite and write the results tables", _eval_args)
-def evaluate(args: argparse.Namespace) -> int:
+def eval_command(args: argparse.Namespace) -> int:
     from hear_wavjepa.evaluation.models import parse_model
-    from hear_wavjepa.evaluation.orchestrate import default_models, run_eval
     from hear_wavjepa.evaluation.report import write_tables
     from hear_wavjepa.evaluation.suites import check_suite
+    from hear_wavjepa.pipeline import default_models, evaluate, pretrained_tiny
 
     suites = [check_suite(s) for s in args.suite]
-    models = [parse_model(m) for m in args.models] if args.models else default_models()
+    if args.models:
+        models = [parse_model(m) for m in args.models]
+    else:
+        models = default_models(pretrained_tiny())
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     for suite in suites:
         nat = suite.endswith("nat") or suite == "nat-hear"
-        tasks_dir = args.nat_tasks_dir if nat else args.tasks_dir
-        clean_dir = args.tasks_dir if nat else None
-        run_eval(
+        evaluate(
             suite,
             models,
-            protocols,
-            args.grid,
-            tasks_dir,
-            args.results_dir,
-            args.rerun,
-            clean_dir,
-            args.grid_points,
-            args.event_grid,
+            tasks_dir=args.nat_tasks_dir if nat else args.tasks_dir,
+            clean_dir=args.tasks_dir if nat else None,
+            protocols=protocols,
+            grid=args.grid,
+            results_dir=args.results_dir,
+            rerun=args.rerun,
+            grid_points=args.grid_points,
+            event_grid=args.event_grid,
         )
     for path in write_tables(args.results_dir):
         print(f"wrote {path}")

@@ -1,4 +1,4 @@
-"""`hear-wavjepa pretrain --config train/X.yaml [key=value ...] [--resume RUN]`."""
+"""`hear-wavjepa pretrain --config train/X.yaml [key=value ...] [--resume RUN] [--demo]`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="continue run RUN (a name under $HEAR_WAVJEPA_HOME/runs, or a path) "
         "from its last checkpoint, with its own recipe",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo's run: train/tiny-cpu.yaml into $HEAR_WAVJEPA_HOME/runs/tiny-cpu on the "
+        "offline corpus (built if missing; key=value overrides such as data.path=DIR apply), "
+        "resumed if unfinished, nothing done if finished",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     parser.add_argument(
         "overrides",
@@ -34,6 +41,13 @@ def pretrain_command(args: argparse.Namespace) -> int:
     from hear_wavjepa.training.recipe import load_recipe
 
     try:
+        if args.demo:
+            if args.config or args.resume:
+                raise ValueError("--demo runs train/tiny-cpu.yaml; drop --config and --resume")
+            from hear_wavjepa.pipeline import pretrained_tiny
+
+            print(f"exported checkpoint: {pretrained_tiny(overrides=args.overrides)}")
+            return 0
         if args.resume:
             if args.config or args.overrides:
                 raise ValueError(

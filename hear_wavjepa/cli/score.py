@@ -28,7 +28,7 @@ def score(args: argparse.Namespace) -> int:
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     scores = score_task(
         args.cache,
-        protocols,
+        protocols=protocols,
         grid=args.grid,
         grid_points=args.grid_points,
         mode=args.mode,

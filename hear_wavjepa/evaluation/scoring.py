@@ -43,6 +43,7 @@ def _settings(protocol: str, grid: str, grid_points: int, mode: str, knn: KnnSet
 
 def score_task(
     cache_dir: Path | str,
+    *,
     protocols: Sequence[str] = PROTOCOLS,
     grid: str = "default",
     grid_points: int = 8,
