@@ -294,10 +294,13 @@ def info(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check + ruff format --check (ruff from locks/lint.txt)."""
-    ruff = str(locked_venv(session, "lint").parent / "ruff")
-    session.run(ruff, "check", ".", external=True)
-    session.run(ruff, "format", "--check", ".", external=True)
+    """ruff check + ruff format --check, and the layer contract (import-linter); locks/lint.txt."""
+    bin_ = locked_venv(session, "lint").parent
+    session.run(str(bin_ / "ruff"), "check", ".", external=True)
+    session.run(str(bin_ / "ruff"), "format", "--check", ".", external=True)
+    # the layer contract of pyproject.toml [tool.importlinter]; the checkout is found through
+    # PYTHONPATH, so the lint venv keeps exactly its lock
+    session.run(str(bin_ / "lint-imports"), external=True, env={"PYTHONPATH": str(ROOT)})
 
 
 @nox.session
