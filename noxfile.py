@@ -376,6 +376,15 @@ def bench(session: nox.Session) -> None:
         session.run(python, str(script), external=True, env={"PYTHONPATH": helpers})
 
 
+@nox.session(name="same-behaviour")
+def same_behaviour(session: nox.Session) -> None:
+    """`-- BEFORE AFTER`: the same checkpoint, embedding caches, Nat folder and tables, and every
+    command and flag, at two git revisions (tests/benchmarks/same_behaviour.py)."""
+    python = torch_python(session)
+    script = str(ROOT / "tests" / "benchmarks" / "same_behaviour.py")
+    session.run(python, script, *(session.posargs or ["HEAD", "HEAD"]), external=True)
+
+
 @nox.session(name="build-tasks")
 def build_tasks(session: nox.Session) -> None:
     """Build the offline mini-HEAR suite at default scale (`-- [OUT] [--scale S] ...` to change)."""
