@@ -187,11 +187,10 @@ def main() -> int:
         check(f"naturalized folder: {len(a)} files", a == b and bool(a))
 
         scores = work / "scores"
-        before.cli("eval", "--suite", "mini", "--tasks-dir", str(tasks), "--models", NAIVE,
-                   "--protocols", "linear,knn", "--grid", "faster", "--results-dir", str(scores))  # fmt: skip
-        after.cli("eval", "--suite", "mini", "--tasks-dir", str(tasks), "--models", NAIVE,
-                  "--protocols", "linear,knn", "--grid", "faster", "--results-dir",
-                  str(after.out / "results"))  # fmt: skip
+        evaluate = ["eval", "--suite", "mini", "--tasks-dir", str(tasks), "--models", NAIVE,
+                    "--protocols", "linear,knn", "--grid", "faster", "--results-dir"]  # fmt: skip
+        before.cli(*evaluate, str(scores))
+        after.cli(*evaluate, str(after.out / "results"))  # the command runs; scores carry dates
         for c in (before, after):
             shutil.copytree(scores, c.out / "scores")  # keeps modification times
             c.cli("tables", "--results-dir", str(c.out / "scores"))
