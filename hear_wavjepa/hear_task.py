@@ -208,17 +208,8 @@ def _check_wav(path: Path, sample_rate: int, duration: float | None) -> None:
         )
 
 
-def load_task(path: Path | str, sample_rate: int | None = None, check_audio: bool = True) -> Task:
-    """Read and validate the HEAR task folder `path`.
-
-    `sample_rate` names the audio rate whose wavs must all exist and be readable (default: every
-    rate folder present). `check_audio=False` skips opening the wavs (existence is still checked).
-    Raises TaskError naming the file and the problem.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise TaskError(path, "not a directory")
-    meta_path = path / "task_metadata.json"
+def _read_metadata(meta_path: Path) -> tuple[dict[str, Any], float | None, list]:
+    """task_metadata.json, checked: (metadata, sample_duration, evaluation metrics)."""
     if not meta_path.is_file():
         raise TaskError(meta_path, "not a HEAR task folder: task_metadata.json is missing")
     meta = read_json(meta_path)
@@ -243,9 +234,65 @@ def load_task(path: Path | str, sample_rate: int | None = None, check_audio: boo
         raise TaskError(
             meta_path, f"sample_duration must be positive seconds or null: {duration!r}"
         )
-    splits, nfolds = metadata_splits(meta_path, meta)
+    return meta, duration, evaluation
+
+
+def _read_split(
+    path: Path,
+    split: str,
+    meta: dict[str, Any],
+    vocab: set[str],
+    rates: tuple[int, ...],
+    duration: float | None,
+    check_audio: bool,
+) -> tuple[Clip, ...]:
+    """The clips of `<split>.json`, their labels checked against the vocabulary and their wavs
+    (at every rate of `rates`) checked to exist, or opened and checked with `check_audio`."""
+    is_event = meta["embedding_type"] == "event"
+    multiclass = meta["prediction_type"] == "multiclass"
+    duration_ms = None if duration is None else float(duration) * 1000.0
+    split_path = path / f"{split}.json"
+    table = read_json(split_path)
+    if not isinstance(table, dict):
+        raise TaskError(split_path, "must hold a JSON object {filename: labels}")
+    if not table:
+        raise TaskError(split_path, "the split has no clips")
+    split_clips = []
+    for name in sorted(table):
+        if "/" in name or not name.endswith(".wav"):
+            raise TaskError(split_path, f"{name!r} is not a bare .wav filename")
+        if is_event:
+            events = _events(split_path, name, table[name], duration_ms)
+            used, scene = {e.label for e in events}, ()
+        else:
+            scene = _scene_labels(split_path, name, table[name], multiclass)
+            used, events = set(scene), ()
+        unknown = sorted(used - vocab)
+        if unknown:
+            raise TaskError(split_path, f"{name}: labels {unknown} are not in labelvocabulary.csv")
+        for rate in rates:
+            wav = path / str(rate) / split / name
+            if check_audio:
+                _check_wav(wav, rate, duration)
+            elif not wav.is_file():
+                raise TaskError(wav, "wav named in the split file is missing")
+        split_clips.append(Clip(name, scene, events))
+    return tuple(split_clips)
+
+
+def load_task(path: Path | str, sample_rate: int | None = None, check_audio: bool = True) -> Task:
+    """Read and validate the HEAR task folder `path`.
+
+    `sample_rate` names the audio rate whose wavs must all exist and be readable (default: every
+    rate folder present). `check_audio=False` skips opening the wavs (existence is still checked).
+    Raises TaskError naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise TaskError(path, "not a directory")
+    meta, duration, evaluation = _read_metadata(path / "task_metadata.json")
+    splits, nfolds = metadata_splits(path / "task_metadata.json", meta)
     labels = read_vocabulary(path / "labelvocabulary.csv")
-    vocab = set(labels)
 
     rates = tuple(sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()))
     if not rates:
@@ -253,41 +300,10 @@ def load_task(path: Path | str, sample_rate: int | None = None, check_audio: boo
     wanted = rates if sample_rate is None else (sample_rate,)
     if sample_rate is not None and sample_rate not in rates:
         raise TaskError(path / str(sample_rate), f"audio folder is missing (present: {rates})")
-
-    is_event = meta["embedding_type"] == "event"
-    multiclass = meta["prediction_type"] == "multiclass"
-    duration_ms = None if duration is None else float(duration) * 1000.0
-    clips: dict[str, tuple[Clip, ...]] = {}
-    for split in splits:
-        split_path = path / f"{split}.json"
-        table = read_json(split_path)
-        if not isinstance(table, dict):
-            raise TaskError(split_path, "must hold a JSON object {filename: labels}")
-        if not table:
-            raise TaskError(split_path, "the split has no clips")
-        split_clips = []
-        for name in sorted(table):
-            if "/" in name or not name.endswith(".wav"):
-                raise TaskError(split_path, f"{name!r} is not a bare .wav filename")
-            if is_event:
-                events = _events(split_path, name, table[name], duration_ms)
-                used, scene = {e.label for e in events}, ()
-            else:
-                scene = _scene_labels(split_path, name, table[name], multiclass)
-                used, events = set(scene), ()
-            unknown = sorted(used - vocab)
-            if unknown:
-                raise TaskError(
-                    split_path, f"{name}: labels {unknown} are not in labelvocabulary.csv"
-                )
-            for rate in wanted:
-                wav = path / str(rate) / split / name
-                if check_audio:
-                    _check_wav(wav, rate, duration)
-                elif not wav.is_file():
-                    raise TaskError(wav, "wav named in the split file is missing")
-            split_clips.append(Clip(name, scene, events))
-        clips[split] = tuple(split_clips)
+    clips = {
+        split: _read_split(path, split, meta, set(labels), wanted, duration, check_audio)
+        for split in splits
+    }
 
     return Task(
         path=path,

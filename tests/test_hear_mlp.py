@@ -13,20 +13,18 @@ from sklearn.model_selection import ParameterGrid
 from synthetic_cache import event_cache, scene_cache
 
 from hear_wavjepa.evaluation.cache import load_cached_task
+from hear_wavjepa.evaluation.folds import split_arrays
 from hear_wavjepa.evaluation.hear_mlp import (
     GRIDS,
-    Scorer,
-    _init_stack,
     aggregate_folds,
-    events_for_files,
-    events_from_frames,
     heareval_net,
     run_hear_mlp,
     sample_grid,
-    split_arrays,
     task_grid,
     train_stack,
 )
+from hear_wavjepa.evaluation.mlp_stack import _init_stack
+from hear_wavjepa.evaluation.scorer import Scorer, events_for_files, events_from_frames
 
 LABELS = ["c0", "c1", "c2", "c3"]
 

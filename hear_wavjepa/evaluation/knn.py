@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from hear_wavjepa.evaluation.cache import CachedTask
-from hear_wavjepa.evaluation.hear_mlp import Scorer, check_train_classes, split_arrays
+from hear_wavjepa.evaluation.folds import fold_arrays
+from hear_wavjepa.evaluation.scorer import Scorer
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,7 @@ def run_knn(task: CachedTask, settings: KnnSettings | None = None) -> dict[str, 
         raise ValueError(f"kNN needs k >= 1 and temperature > 0, got {settings}")
     scorer = Scorer.for_task(task)
     folds: dict[str, dict[str, float]] = {}
-    for train_splits, valid_split, test_split in task.protocol_splits():
-        train = split_arrays(task, train_splits, torch.device("cpu"))
-        valid = split_arrays(task, [valid_split], torch.device("cpu"))
-        test = split_arrays(task, [test_split], torch.device("cpu"))
-        check_train_classes(task, train, [valid, test])
+    for test_split, train, _, test in fold_arrays(task, torch.device("cpu")):
         votes = knn_votes(train.x, train.y, test.x, settings)
         scores = scorer.test(torch.log(votes.clamp_min(1e-12)), test, ())  # softmax: the votes
         del scores["test_loss"]

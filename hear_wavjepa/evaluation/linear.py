@@ -17,14 +17,8 @@ import torch
 from tqdm import tqdm
 
 from hear_wavjepa.evaluation.cache import CachedTask
-from hear_wavjepa.evaluation.hear_mlp import (
-    Scorer,
-    SplitArrays,
-    check_train_classes,
-    heareval_loss,
-    predict_logits,
-    split_arrays,
-)
+from hear_wavjepa.evaluation.folds import SplitArrays, fold_arrays
+from hear_wavjepa.evaluation.scorer import Scorer, heareval_loss, predict_logits
 
 
 @dataclass(frozen=True)
@@ -85,13 +79,12 @@ def run_linear(
     scorer = Scorer.for_task(task)
     generator = torch.Generator().manual_seed(settings.seed)
     folds: dict[str, dict[str, float]] = {}
-    for train_splits, valid_split, test_split in tqdm(
-        task.protocol_splits(), desc=f"linear {task.path.name}", leave=False
+    for test_split, train, valid, test in tqdm(
+        fold_arrays(task, torch.device(device)),
+        desc=f"linear {task.path.name}",
+        total=len(task.protocol_splits()),
+        leave=False,
     ):
-        train = split_arrays(task, train_splits, torch.device(device))
-        valid = split_arrays(task, [valid_split], torch.device(device))
-        test = split_arrays(task, [test_split], torch.device(device))
-        check_train_classes(task, train, [valid, test])
         model, value, epoch, post = train_probe(train, valid, scorer, settings, generator)
         scores = scorer.test(predict_logits(model, test.x, 4096), test, post)
         scores.update(validation_score=value, epoch=epoch)

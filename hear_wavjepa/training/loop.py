@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from hear_wavjepa.atomicio import write_text
 from hear_wavjepa.checkpoint import save_checkpoint
+from hear_wavjepa.model.config import WavJEPAConfig
 from hear_wavjepa.model.jepa import WavJEPA
 from hear_wavjepa.paths import home
 from hear_wavjepa.provenance import git_commit
@@ -265,11 +266,26 @@ def _param_groups(model: WavJEPA, frontend_lr_scale: float) -> list[dict]:
     ]
 
 
-def _train(
-    recipe: Recipe, maker: BatchMaker, run: Path, procs: Processes, resume: bool, progress: bool
-) -> Path:
-    train, data, config = recipe.train, recipe.data, maker.config
+@dataclass
+class _Trainer:
+    """What one training run holds: the model, what runs its forward pass (the model, wrapped in
+    DDP and/or torch.compile), its optimizer, and where it starts."""
 
+    model: WavJEPA
+    forward: torch.nn.Module
+    ddp: DistributedDataParallel | None
+    optimizer: torch.optim.Optimizer
+    start: int
+    last_good: Path | None
+    autocast: bool
+
+
+def _build(
+    recipe: Recipe, config: WavJEPAConfig, run: Path, procs: Processes, resume: bool
+) -> _Trainer:
+    """The model (seeded; its step-0 weights exported once), optimizer, resumed state, device
+    flags and wrappers."""
+    train = recipe.train
     torch.manual_seed(train.seed)
     model = WavJEPA(config)
     if procs.main and not (run / INIT_EXPORT).is_file():
@@ -301,20 +317,61 @@ def _train(
     forward = forward or model
     if train.compile:
         forward = torch.compile(forward)
+    return _Trainer(model, forward, ddp, optimizer, start, last_good, autocast)
 
+
+def _forward_backward(
+    t: _Trainer, batches: list[Batch], procs: Processes, share: float
+) -> tuple[float, float, float, float]:
+    """Forward and backward over this rank's micro-batches, gradients summed for one global
+    mean; returns (loss, target std, prediction std, context rank) summed over ranks."""
+    local_count = sum(float(b.masks.targets.sum()) for b in batches)
+    count = _all_sum([local_count], procs)[0]
+    # squared error, target std, prediction std, context rank: summed on the device, read once.
+    on_device = {"dtype": torch.float64, "device": procs.device}
+    stats = torch.zeros(4, **on_device)
+    for m, batch in enumerate(batches):
+        sync = t.ddp is None or m == len(batches) - 1
+        no_sync = contextlib.nullcontext() if sync else t.ddp.no_sync()
+        with no_sync, torch.autocast(procs.device.type, torch.bfloat16, enabled=t.autocast):
+            out = t.forward(batch.audio.to(procs.device), batch.masks.to(procs.device))
+            # DDP averages gradients over ranks: scale back to one global sum / count.
+            loss = out.squared_error * (procs.world / count)
+        loss.backward()
+        parts = torch.stack(
+            [out.squared_error, out.target_std, out.prediction_std, out.context_rank]
+        )
+        weights = torch.tensor([1.0, share, share, share], **on_device)
+        stats += parts.detach().double() * weights
+    if procs.world > 1:
+        dist.all_reduce(stats)
+    squared_error, target_std, prediction_std, context_rank = stats.tolist()
+    return squared_error / count, target_std, prediction_std, context_rank
+
+
+def _check_finite(loss_value: float, step: int, last_good: Path | None) -> None:
+    if not math.isfinite(loss_value):
+        where = last_good if last_good is not None else "none (no checkpoint written yet)"
+        raise TrainingDiverged(
+            f"step {step}: the loss is {loss_value}; training stopped. "
+            f"Last good checkpoint: {where}"
+        )
+
+
+def _train(
+    recipe: Recipe, maker: BatchMaker, run: Path, procs: Processes, resume: bool, progress: bool
+) -> Path:
+    train, data, config = recipe.train, recipe.data, maker.config
+    t = _build(recipe, config, run, procs, resume)
+    model, optimizer, start, last_good = t.model, t.optimizer, t.start, t.last_good
     log = MetricsLog(run, start if resume else None) if procs.main else None
     per_rank = data.clips_per_step // procs.world
     micro = per_rank // train.accumulation
     share = 1.0 / train.accumulation  # the stds are averaged over micro-batches
     first_slot = procs.rank * per_rank
     crops_per_step = data.clips_per_step * data.crops_per_clip
-    bar = tqdm(
-        total=train.steps,
-        initial=start,
-        desc=f"pretrain {run.name}",
-        unit="step",
-        disable=not (progress and procs.main),
-    )
+    bar = tqdm(total=train.steps, initial=start, desc=f"pretrain {run.name}", unit="step",
+               disable=not (progress and procs.main))  # fmt: skip
     began = time.perf_counter()
     step = start
 
@@ -340,38 +397,11 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] = values["lr"] * group["lr_scale"]
                 group["weight_decay"] = values["weight_decay"]
-
             batches = pending.result()
             if step + 1 < train.steps:  # build the next step's crops while this one trains
                 pending = prefetch.submit(rank_batches, step + 1)
-            local_count = sum(float(b.masks.targets.sum()) for b in batches)
-            count = _all_sum([local_count], procs)[0]
-            # squared error, target std, prediction std: summed on the device, read once.
-            on_device = {"dtype": torch.float64, "device": procs.device}
-            stats = torch.zeros(4, **on_device)
-            for m, batch in enumerate(batches):
-                sync = ddp is None or m == len(batches) - 1
-                no_sync = contextlib.nullcontext() if sync else ddp.no_sync()
-                with no_sync, torch.autocast(procs.device.type, torch.bfloat16, enabled=autocast):
-                    out = forward(batch.audio.to(procs.device), batch.masks.to(procs.device))
-                    # DDP averages gradients over ranks: scale back to one global sum / count.
-                    loss = out.squared_error * (procs.world / count)
-                loss.backward()
-                parts = torch.stack(
-                    [out.squared_error, out.target_std, out.prediction_std, out.context_rank]
-                )
-                weights = torch.tensor([1.0, share, share, share], **on_device)
-                stats += parts.detach().double() * weights
-            if procs.world > 1:
-                dist.all_reduce(stats)
-            squared_error, target_std, prediction_std, context_rank = stats.tolist()
-            loss_value = squared_error / count
-            if not math.isfinite(loss_value):
-                where = last_good if last_good is not None else "none (no checkpoint written yet)"
-                raise TrainingDiverged(
-                    f"step {step}: the loss is {loss_value}; training stopped. "
-                    f"Last good checkpoint: {where}"
-                )
+            loss_value, *stds = _forward_backward(t, batches, procs, share)
+            _check_finite(loss_value, step, last_good)
             model.update_teacher(values["ema"])
             grad_norm = float(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
@@ -379,30 +409,16 @@ def _train(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-
+            target_std, prediction_std, context_rank = (v / procs.world for v in stds)
             if log is not None and (step % train.log_every == 0 or step == train.steps):
-                seconds = time.perf_counter() - tick
-                log.write(
-                    {
-                        "step": step - 1,
-                        "loss": loss_value,
-                        "lr": values["lr"],
-                        "weight_decay": values["weight_decay"],
-                        "ema": values["ema"],
-                        "target_std": target_std / procs.world,
-                        "prediction_std": prediction_std / procs.world,
-                        "context_rank": context_rank / procs.world,
-                        "grad_norm": grad_norm,
-                        "crops_per_s": crops_per_step / seconds,
-                        "elapsed_s": time.perf_counter() - began,
-                    }
-                )
+                log.write({"step": step - 1, "loss": loss_value, **values,
+                           "target_std": target_std, "prediction_std": prediction_std,
+                           "context_rank": context_rank, "grad_norm": grad_norm,
+                           "crops_per_s": crops_per_step / (time.perf_counter() - tick),
+                           "elapsed_s": time.perf_counter() - began})  # fmt: skip
             bar.update(1)
-            bar.set_postfix(
-                loss=f"{loss_value:.4f}",
-                tstd=f"{target_std / procs.world:.3f}",
-                rank=f"{context_rank / procs.world:.1f}",
-            )
+            bar.set_postfix(loss=f"{loss_value:.4f}", tstd=f"{target_std:.3f}",
+                            rank=f"{context_rank:.1f}")  # fmt: skip
             if step % train.checkpoint_every == 0 and step < train.steps:
                 last_good = checkpoint()
     except KeyboardInterrupt:
