@@ -16,6 +16,7 @@ import soundfile
 from task_factory import tree_digest
 
 from hear_wavjepa.builders import synthetic_corpus as corpus
+from hear_wavjepa.builders.mini.recipe import mini_material
 
 CLIPS, SEED = 6, 7
 
@@ -89,7 +90,7 @@ def test_manifest_matches_the_files(built):
 
 def test_no_mini_suite_material(built):
     a, _, _ = built
-    mini = corpus.mini_material()
+    mini = mini_material()
     assert {"FluidR3_GM", "TimGM6mb"} <= mini["soundfonts"]  # the rule reads the real recipe
     assert "yes" in mini["words"] and "bucklespring-data" in mini["packages"]
     corpus.check_exclusion(mini)  # corpus soundfont and packages are not mini material

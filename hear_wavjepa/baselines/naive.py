@@ -12,7 +12,8 @@ import torch
 import torchaudio
 from torch import nn
 
-SAMPLE_RATE = 16_000
+from hear_wavjepa.audio import SAMPLE_RATE
+
 N_FFT = 1536  # 96 ms
 HOP = 800  # 50 ms
 N_MELS = 128

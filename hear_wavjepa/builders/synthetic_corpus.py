@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import tempfile
 import time
 import zlib
 from collections import Counter
@@ -43,9 +41,11 @@ import torch
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import write_text
+from hear_wavjepa.audio import write_flac
+from hear_wavjepa.builders.debian import read_index, unpacked_package, write_index
 from hear_wavjepa.builders.mini.attributions import SOURCES, debian_version
 from hear_wavjepa.builders.mini.music import DRUM_BANK, GMSynth
-from hear_wavjepa.builders.mini.recipe import DEFAULT_RECIPE, load_recipes
+from hear_wavjepa.builders.mini.recipe import DEFAULT_RECIPE, mini_material
 from hear_wavjepa.builders.mini.signal import (
     SAMPLE_RATE,
     colored_noise,
@@ -56,9 +56,8 @@ from hear_wavjepa.builders.mini.signal import (
     to_pcm16,
     trim_silence,
 )
-from hear_wavjepa.builders.mini.sources import download_package, read_list
 from hear_wavjepa.builders.mini.speech import Speaker, espeak_variants, synthesize, word_list
-from hear_wavjepa.paths import home, suite_file
+from hear_wavjepa.paths import home
 
 VERSION = 1
 CLIP_SECONDS = 10.0
@@ -106,24 +105,6 @@ def default_out() -> Path:
     return home() / "corpus"
 
 
-def mini_material(recipe_path: Path = DEFAULT_RECIPE) -> dict[str, Any]:
-    """What the mini suite draws on: soundfonts, Debian packages, recording md5s, spoken words."""
-    soundfonts, packages, md5s, words = set(), set(), set(), set()
-    for r in load_recipes(recipe_path):
-        p = r.params
-        soundfonts.update(p.get("soundfonts", []))
-        for tier in (p.get("packages") or {}).values():
-            packages.update(tier)
-        for spec in {**p.get("sources", {}), **p.get("classes", {})}.values():
-            packages.update([spec["package"]] if "package" in spec else [])
-        if "list" in p:
-            rows = read_list(suite_file(p["list"]))
-            packages.update(row.package for row in rows)
-            md5s.update(row.md5 for row in rows)
-        words.update(w.lower() for w in [*p.get("keywords", []), *p.get("unknown_words", [])])
-    return {"soundfonts": soundfonts, "packages": packages, "md5s": md5s, "words": words}
-
-
 def check_exclusion(mini: dict[str, Any]) -> None:
     """Raise RuntimeError if the corpus' soundfont or real packages are mini-suite material."""
     if SOUNDFONT.stem in mini["soundfonts"]:
@@ -138,16 +119,11 @@ def fetch_real(
     """Every wav/ogg of `package` (apt-get download), minus `banned_md5`, cached as 16 kHz FLAC
     under `cache/<md5>.flac`; returns the index (version, files with md5/path/group/seconds)."""
     index_path = cache / f"{package}.json"
-    if index_path.is_file():
-        return json.loads(index_path.read_text())
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=f".fetch-{package}-") as tmp:
-        work = Path(tmp)
-        deb = download_package(package, work)
-        version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True,
-                                 text=True, check=True).stdout.strip()  # fmt: skip
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
-        paths = sorted(p for p in (work / "x").rglob("*")
+    known = read_index(index_path)
+    if known is not None:
+        return known
+    with unpacked_package(package, cache) as (version, tree):
+        paths = sorted(p for p in tree.rglob("*")
                        if p.is_file() and p.suffix.lower() in (".wav", ".ogg"))  # fmt: skip
         files, banned = [], 0
         for src in tqdm(
@@ -164,17 +140,12 @@ def fetch_real(
             audio = trim_silence(to_mono_16k(audio, rate))
             if len(audio) < SAMPLE_RATE // 5:
                 continue
-            part = cache / f"{md5}.flac.part"
-            soundfile.write(part, to_pcm16(normalize(audio)), SAMPLE_RATE, subtype="PCM_16",
-                            format="FLAC")  # fmt: skip
-            part.replace(cache / f"{md5}.flac")
-            rel = "/" + str(src.relative_to(work / "x"))
+            write_flac(cache / f"{md5}.flac", to_pcm16(normalize(audio)))
+            rel = "/" + str(src.relative_to(tree))
             files.append({"md5": md5, "path": rel, "group": str(Path(rel).parent),
                           "seconds": round(len(audio) / SAMPLE_RATE, 3)})  # fmt: skip
     index = {"package": package, "version": version, "files": files, "mini_md5_dropped": banned}
-    part = cache / f"{package}.json.part"
-    part.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
-    part.replace(index_path)
+    write_index(index_path, index)
     return index
 
 
@@ -484,8 +455,8 @@ def build_synthetic_corpus(
             diff = sorted(k for k in settings if old.get(k) != settings[k])
             raise ValueError(f"{manifest_path}: built with other settings ({diff}); use a new OUT")
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "audio").glob("*.part"):
-        stale.unlink()
+    for stale in [*(out / "audio").glob("*.part"), *(out / "audio").glob(".*.tmp")]:
+        stale.unlink()  # left by a killed build
     beyond = [p for p in (out / "audio").glob("c*.flac") if int(p.name[1:6]) >= clips]
     if beyond:
         raise ValueError(f"{out}: holds clips beyond --clips {clips} (e.g. {beyond[0].name})")
@@ -502,11 +473,7 @@ def build_synthetic_corpus(
     pending = [c for c in plan if not (out / c["file"]).is_file()]
 
     def write(clip: dict[str, Any], synth: list[np.ndarray | None]) -> None:
-        path = out / clip["file"]
-        part = path.with_name(path.name + ".part")
-        pcm = to_pcm16(renderer.finish(clip, synth))
-        soundfile.write(part, pcm, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
-        part.replace(path)
+        write_flac(out / clip["file"], to_pcm16(renderer.finish(clip, synth)))
 
     bar = tqdm(total=len(plan), initial=len(plan) - len(pending), desc="corpus", unit="clip",
                disable=not progress)  # fmt: skip

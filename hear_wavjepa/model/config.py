@@ -6,7 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SAMPLE_RATE = 16_000
+from hear_wavjepa.audio import SAMPLE_RATE
+
 #: int(2.01 * 16000): float truncation makes this 32,159, not 32,160 (docs/faithfulness.md).
 CROP_SAMPLES = 32_159
 #: wav2vec2's feature encoder minus its last layer: (out_channels, kernel, stride) per layer.

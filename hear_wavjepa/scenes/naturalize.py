@@ -32,6 +32,7 @@ from torchaudio.functional import resample
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_bytes, write_text
+from hear_wavjepa.audio import SAMPLE_RATE
 from hear_wavjepa.hear_task import Task, TaskError, load_task
 from hear_wavjepa.paths import home, suite_file
 from hear_wavjepa.scenes.noise import NoiseBank, NoiseBankConfig, load_noise_bank
@@ -39,7 +40,6 @@ from hear_wavjepa.scenes.render import SceneConfig, ScenePlan, draw_scene, rende
 from hear_wavjepa.scenes.rooms import RoomBank, RoomBankConfig, load_room_bank
 
 DEFAULT_CONFIG = suite_file("nat.yaml")
-SAMPLE_RATE = 16000
 MANIFEST = "nat_manifest.json"
 STATE = ".naturalize.json"
 _FOLD = re.compile(r"fold\d+")

@@ -27,8 +27,9 @@ import torch
 import torchaudio.functional as AF
 from tqdm import tqdm
 
+from hear_wavjepa.audio import SAMPLE_RATE
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-SAMPLE_RATE = 16_000
 
 
 class CorpusError(ValueError):

@@ -12,13 +12,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hear_wavjepa.audio import SAMPLE_RATE
 from hear_wavjepa.scenes.noise import NoiseBank, NoiseBankConfig, load_noise_bank
 from hear_wavjepa.scenes.render import SceneConfig, draw_scene, render_with_banks
 from hear_wavjepa.scenes.rooms import RoomBank, RoomBankConfig, load_room_bank
 from hear_wavjepa.training.batches import SceneRenderer
 from hear_wavjepa.training.recipe import Recipe
-
-SAMPLE_RATE = 16_000
 
 
 class BankRenderer:

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from hear_wavjepa.builders.mini.sources import read_list
 from hear_wavjepa.paths import suite_file
 
 DEFAULT_RECIPE = suite_file("mini.yaml")
@@ -102,3 +103,21 @@ def load_recipes(path: Path = DEFAULT_RECIPE) -> list[TaskRecipe]:
     if len(set(names)) != len(names) or len({r.short for r in recipes}) != len(recipes):
         raise ValueError(f"{path}: task names and short names must be unique")
     return recipes
+
+
+def mini_material(recipe_path: Path = DEFAULT_RECIPE) -> dict[str, Any]:
+    """What the mini suite draws on: soundfonts, Debian packages, recording md5s, spoken words."""
+    soundfonts, packages, md5s, words = set(), set(), set(), set()
+    for r in load_recipes(recipe_path):
+        p = r.params
+        soundfonts.update(p.get("soundfonts", []))
+        for tier in (p.get("packages") or {}).values():
+            packages.update(tier)
+        for spec in {**p.get("sources", {}), **p.get("classes", {})}.values():
+            packages.update([spec["package"]] if "package" in spec else [])
+        if "list" in p:
+            rows = read_list(suite_file(p["list"]))
+            packages.update(row.package for row in rows)
+            md5s.update(row.md5 for row in rows)
+        words.update(w.lower() for w in [*p.get("keywords", []), *p.get("unknown_words", [])])
+    return {"soundfonts": soundfonts, "packages": packages, "md5s": md5s, "words": words}

@@ -1,22 +1,13 @@
-"""Deterministic signal helpers for the mini-suite builders. Audio is float32 mono at 16 kHz."""
+"""Deterministic signal helpers for the mini-suite builders. Audio is float32 mono at 16 kHz
+(read, resampled and quantised by `hear_wavjepa.audio`)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torchaudio.functional as AF
 
-SAMPLE_RATE = 16_000
+from hear_wavjepa.audio import SAMPLE_RATE, to_mono_16k, to_pcm16
 
-
-def to_mono_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(samples,) or (samples, channels) at `sample_rate` Hz -> float32 (samples',) at 16 kHz."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if sample_rate != SAMPLE_RATE:
-        x = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), sample_rate, SAMPLE_RATE).numpy()
-    return x.astype(np.float32)
+__all__ = ["SAMPLE_RATE", "to_mono_16k", "to_pcm16"]
 
 
 def fit(x: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
@@ -68,8 +59,3 @@ def colored_noise(rng: np.random.Generator, n: int, beta: float) -> np.ndarray:
     freqs[0] = freqs[1] if n > 1 else 1.0
     y = np.fft.irfft(spectrum / freqs ** (beta / 2), n)
     return (y / rms(y)).astype(np.float32)
-
-
-def to_pcm16(x: np.ndarray) -> np.ndarray:
-    """float in [-1, 1] -> int16 (rounded, clipped), so that writes are bit-exact."""
-    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)

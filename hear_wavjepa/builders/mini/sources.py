@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, to_mono_16k, to_pcm16
+from hear_wavjepa.audio import to_mono_16k, to_pcm16, write_flac
+from hear_wavjepa.builders.debian import read_index, unpacked_package, write_index
 
 
 @dataclass(frozen=True)
@@ -45,18 +43,6 @@ def read_list(path: Path) -> list[Recording]:
     return rows
 
 
-def download_package(package: str, workdir: Path) -> Path:
-    result = subprocess.run(["apt-get", "download", package], cwd=workdir,
-                            capture_output=True, text=True, check=False)  # fmt: skip
-    debs = sorted(workdir.glob(f"{package}_*.deb"))
-    if result.returncode != 0 or not debs:
-        raise RuntimeError(
-            f"apt-get download {package} failed ({result.stderr.strip()[-300:]}); "
-            "run `apt-get update` (and check network access to the Debian mirror)"
-        )
-    return debs[0]
-
-
 class SoundCache:
     """Converted recordings under `root/real/`, fetched package by package on demand."""
 
@@ -64,24 +50,17 @@ class SoundCache:
         self.dir = Path(root) / "real"
 
     def index(self, package: str) -> dict | None:
-        path = self.dir / f"{package}.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_index(self.dir / f"{package}.json")
 
     def fetch(self, package: str, wanted: list[Recording]) -> dict:
         """Make sure every verifiable file of `package` is cached; returns the package index."""
         known = self.index(package)
         if known is not None:
             return known
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.dir, prefix=f".fetch-{package}-") as tmp:
-            work = Path(tmp)
-            deb = download_package(package, work)
-            version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True,
-                                     text=True, check=True).stdout.strip()  # fmt: skip
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
+        with unpacked_package(package, self.dir) as (version, tree):
             ok, mismatch, missing = [], [], []
             for rec in wanted:
-                src = work / "x" / rec.path.lstrip("/")
+                src = tree / rec.path.lstrip("/")
                 if not src.is_file():
                     missing.append(rec.path)
                     continue
@@ -89,17 +68,11 @@ class SoundCache:
                     mismatch.append(rec.path)
                     continue
                 audio, rate = soundfile.read(str(src), dtype="float32", always_2d=True)
-                target = self.dir / f"{rec.md5}.flac"
-                part = target.with_suffix(".flac.part")
-                soundfile.write(part, to_pcm16(to_mono_16k(audio, rate)), SAMPLE_RATE,
-                                subtype="PCM_16", format="FLAC")  # fmt: skip
-                part.replace(target)
+                write_flac(self.dir / f"{rec.md5}.flac", to_pcm16(to_mono_16k(audio, rate)))
                 ok.append(rec.md5)
         index = {"package": package, "version": version, "ok": sorted(ok),
                  "md5_mismatch": sorted(mismatch), "missing": sorted(missing)}  # fmt: skip
-        part = self.dir / f"{package}.json.part"
-        part.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
-        part.replace(self.dir / f"{package}.json")
+        write_index(self.dir / f"{package}.json", index)
         return index
 
     def load(self, md5: str) -> np.ndarray:
