@@ -19,6 +19,41 @@ def home() -> Path:
     return Path(os.environ.get("HEAR_WAVJEPA_HOME", default)).expanduser()
 
 
+def tasks_dir() -> Path:
+    """Built task suites: `tasks/mini`, `tasks/mini-nat`, `tasks/nat-hear`."""
+    return home() / "tasks"
+
+
+def embeddings_dir() -> Path:
+    """Embedding caches, one folder per (module, weights, options) key and task."""
+    return home() / "embeddings"
+
+
+def runs_dir() -> Path:
+    """Pretraining runs, one folder per run name."""
+    return home() / "runs"
+
+
+def corpora_dir() -> Path:
+    """Decoded pretraining corpora (float16 memmaps), one folder per source and settings key."""
+    return home() / "corpora"
+
+
+def corpus_dir() -> Path:
+    """The offline synthetic pretraining corpus (`hear-wavjepa tasks build-corpus`)."""
+    return home() / "corpus"
+
+
+def scenes_dir() -> Path:
+    """Scene banks (rooms, noise), one folder per settings key."""
+    return home() / "scenes"
+
+
+def sources_dir() -> Path:
+    """Downloaded and converted source recordings (Debian packages) of the builders."""
+    return home() / "sources"
+
+
 def suite_file(name: str) -> Path:
     """A file of the shipped suite definitions (the repository's `tasks/`), e.g. `mini.yaml`."""
     return _packaged("hear_wavjepa.task_suites", name)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from hear_wavjepa import paths
 from hear_wavjepa.evaluation.embed import ModuleSpec
 from hear_wavjepa.evaluation.models import ModelEntry
 from hear_wavjepa.evaluation.orchestrate import run_eval
 from hear_wavjepa.evaluation.suites import SuiteTask, check_suite, default_tasks_dir, suite_tasks
-from hear_wavjepa.paths import home, recipe_file
+from hear_wavjepa.paths import recipe_file
 
 #: the demo's pretraining run, `$HEAR_WAVJEPA_HOME/runs/tiny-cpu`, trained with train/tiny-cpu.yaml
 DEMO_RUN = "tiny-cpu"
@@ -53,7 +54,7 @@ def ensure_tasks(
             _naturalize(clean, tasks_dir, tasks)
         return tasks_dir
     if suite == "nat-hear" and clean_dir is not None:
-        tasks_dir = home() / "tasks" / "nat-hear"
+        tasks_dir = paths.tasks_dir() / "nat-hear"
         _naturalize(Path(clean_dir), tasks_dir, tasks)
         return tasks_dir
     raise ValueError(f"suite {suite!r} needs --tasks-dir (the folder of its task folders)")

@@ -57,7 +57,7 @@ from hear_wavjepa.builders.mini.signal import (
     trim_silence,
 )
 from hear_wavjepa.builders.mini.speech import Speaker, espeak_variants, synthesize, word_list
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import corpus_dir, sources_dir
 
 VERSION = 1
 CLIP_SECONDS = 10.0
@@ -102,7 +102,7 @@ class CorpusReport:
 
 
 def default_out() -> Path:
-    return home() / "corpus"
+    return corpus_dir()
 
 
 def check_exclusion(mini: dict[str, Any]) -> None:
@@ -444,7 +444,7 @@ def build_synthetic_corpus(
         raise ValueError(f"unknown real packages {unknown}; known: {sorted(REAL_PACKAGES)}")
     mini = mini_material()
     check_exclusion(mini)
-    cache = home() / "sources" / "corpus-real"
+    cache = sources_dir() / "corpus-real"
     with _one_torch_thread():  # resampling many short files: parallel threads fight
         real = {p: fetch_real(p, cache, mini["md5s"], progress) for p in real_packages}
     settings = _settings(seed, real, mini)

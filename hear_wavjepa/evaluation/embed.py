@@ -29,7 +29,7 @@ from tqdm import tqdm
 from hear_wavjepa.atomicio import write_json
 from hear_wavjepa.evaluation.cache import CacheWriter
 from hear_wavjepa.hear_task import Clip, Task, load_task
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import embeddings_dir
 
 CHANNEL_POLICIES = ("auto", "native", "mean", "first")
 #: seconds of audio per module call, as heareval's batch rule: max(1, int(0.7 * 120 / duration))
@@ -141,7 +141,7 @@ def load_hear_model(spec: ModuleSpec, module: ModuleType, device: torch.device) 
 
 def cache_dir(spec: ModuleSpec, task: Task, root: Path | None = None) -> Path:
     """`<root>/<module key>/<task folder>-<task digest>`: a rebuilt task gets a fresh cache."""
-    return (root or home() / "embeddings") / spec.key() / f"{task.name}-{task_digest(task)}"
+    return (root or embeddings_dir()) / spec.key() / f"{task.name}-{task_digest(task)}"
 
 
 def task_digest(task: Task) -> str:

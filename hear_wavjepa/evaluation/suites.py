@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from hear_wavjepa.paths import home, suite_file
+from hear_wavjepa.paths import suite_file, tasks_dir
 
 SUITES = ("hear", "nat-hear", "mini", "mini-nat")
 #: metrics where lower is better
@@ -74,4 +74,4 @@ def default_tasks_dir(name: str) -> Path:
     """Where the offline suites are built: `$HEAR_WAVJEPA_HOME/tasks/{mini,mini-nat}`."""
     if name not in ("mini", "mini-nat"):
         raise ValueError(f"suite {name!r} has no built-in tasks: pass --tasks-dir with its folders")
-    return home() / "tasks" / name
+    return tasks_dir() / name

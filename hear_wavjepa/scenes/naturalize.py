@@ -34,7 +34,7 @@ from tqdm import tqdm
 from hear_wavjepa.atomicio import atomic_write, write_bytes, write_text
 from hear_wavjepa.audio import SAMPLE_RATE
 from hear_wavjepa.hear_task import Task, TaskError, load_task
-from hear_wavjepa.paths import home, suite_file
+from hear_wavjepa.paths import scenes_dir, suite_file
 from hear_wavjepa.scenes.noise import NoiseBank, NoiseBankConfig, load_noise_bank
 from hear_wavjepa.scenes.render import SceneConfig, ScenePlan, draw_scene, render_with_banks
 from hear_wavjepa.scenes.rooms import RoomBank, RoomBankConfig, load_room_bank
@@ -281,7 +281,7 @@ def naturalize(
     config = config or load_nat_config()
     if out.resolve() == task_dir.resolve():
         raise ValueError(f"{out}: the output folder must differ from the input task folder")
-    bank_root = bank_root or home() / "scenes"
+    bank_root = bank_root or scenes_dir()
     settings = {**config.to_dict(), "source_task": task.name, "source_sample_rate": rate,
                 "sample_rate": SAMPLE_RATE, "channels": 2, "subtype": "PCM_16"}  # fmt: skip
     state = out / STATE

@@ -23,7 +23,7 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_text
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import scenes_dir
 from hear_wavjepa.scenes.rooms import check_range
 
 COLOURS = {0.0: "white", 1.0: "pink", 2.0: "brown"}
@@ -163,7 +163,7 @@ def _build(config: NoiseBankConfig) -> dict[str, np.ndarray]:
 
 def load_noise_bank(config: NoiseBankConfig, root: Path | None = None) -> NoiseBank:
     """Load the noise bank for `config`, building and caching it first if needed."""
-    folder = (root or home() / "scenes") / f"noise-{config.key()}"
+    folder = (root or scenes_dir()) / f"noise-{config.key()}"
     path = folder / "noise.npz"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)

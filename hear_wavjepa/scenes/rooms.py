@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_text
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import scenes_dir
 
 KEMAR_SOFA = "/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa"
 #: Listener height range, minimum distances to a wall and from a source to the head (all in m).
@@ -282,7 +282,7 @@ _WORKER_HRTF = None
 
 
 def bank_dir(config: RoomBankConfig, root: Path | None = None) -> Path:
-    return (root or home() / "scenes") / f"rooms-{config.key()}"
+    return (root or scenes_dir()) / f"rooms-{config.key()}"
 
 
 def load_room_bank(config: RoomBankConfig, workers: int = 0, root: Path | None = None) -> RoomBank:

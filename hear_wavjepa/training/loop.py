@@ -29,11 +29,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from hear_wavjepa import paths
 from hear_wavjepa.atomicio import write_text
 from hear_wavjepa.checkpoint import save_checkpoint
 from hear_wavjepa.model.config import WavJEPAConfig
 from hear_wavjepa.model.jepa import WavJEPA
-from hear_wavjepa.paths import home
 from hear_wavjepa.provenance import git_commit
 from hear_wavjepa.training.batches import Batch, BatchMaker
 from hear_wavjepa.training.decoded_corpus import Corpus, decode_corpus
@@ -62,7 +62,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def runs_dir() -> Path:
-    return home() / "runs"
+    return paths.runs_dir()
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def _new_run(recipe: Recipe, name: str, procs: Processes) -> Path:
 
 def _open_corpus(recipe: Recipe, channels: int, procs: Processes) -> Corpus:
     cache = (
-        Path(recipe.data.cache_dir).expanduser() if recipe.data.cache_dir else home() / "corpora"
+        Path(recipe.data.cache_dir).expanduser() if recipe.data.cache_dir else paths.corpora_dir()
     )
     kwargs = dict(
         channels=channels,

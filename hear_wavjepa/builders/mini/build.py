@@ -15,7 +15,7 @@ from hear_wavjepa.builders.mini import events, mixtures, music, sounds, speech
 from hear_wavjepa.builders.mini.context import SOUND_TIERS, BuildContext
 from hear_wavjepa.builders.mini.recipe import DEFAULT_RECIPE, TaskRecipe, load_recipes
 from hear_wavjepa.hear_task import load_task
-from hear_wavjepa.paths import home
+from hear_wavjepa.paths import sources_dir, tasks_dir
 
 BUILDERS = {
     "keywords": speech.build_keywords,
@@ -31,7 +31,7 @@ BUILDERS = {
 
 
 def default_out() -> Path:
-    return home() / "tasks" / "mini"
+    return tasks_dir() / "mini"
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def build_mini(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".build-*"):  # left by a killed build
         shutil.rmtree(stale, ignore_errors=True)
-    ctx = BuildContext(out, home() / "sources", seed, scale, sounds, workers, progress)
+    ctx = BuildContext(out, sources_dir(), seed, scale, sounds, workers, progress)
     reports, seen = [], set()
     for recipe in tqdm(recipes, desc="mini suite", unit="task", disable=not progress):
         start = time.perf_counter()
