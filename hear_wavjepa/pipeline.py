@@ -15,8 +15,8 @@ from hear_wavjepa import paths
 from hear_wavjepa.evaluation.embed import ModuleSpec
 from hear_wavjepa.evaluation.models import ModelEntry
 from hear_wavjepa.evaluation.orchestrate import run_eval
-from hear_wavjepa.evaluation.suites import SuiteTask, check_suite, default_tasks_dir, suite_tasks
 from hear_wavjepa.paths import recipe_file
+from hear_wavjepa.suite import SuiteTask, check_suite, default_tasks_dir, suite_tasks
 
 #: the demo's pretraining run, `$HEAR_WAVJEPA_HOME/runs/tiny-cpu`, trained with train/tiny-cpu.yaml
 DEMO_RUN = "tiny-cpu"
@@ -63,7 +63,7 @@ def ensure_tasks(
 def _build_mini(out: Path, tasks: Sequence[SuiteTask]) -> None:
     from hear_wavjepa.builders.mini.build import build_mini
 
-    missing = [t.folder.rsplit("-", 2)[0] for t in tasks if not (out / t.folder).is_dir()]
+    missing = [t.task_name for t in tasks if not (out / t.folder).is_dir()]
     if missing:
         build_mini(out, overwrite=True, only=missing)
 

@@ -12,8 +12,8 @@ from hear_wavjepa.evaluation.models import parse_model
 from hear_wavjepa.evaluation.orchestrate import grid_for, run_eval
 from hear_wavjepa.evaluation.report import write_tables
 from hear_wavjepa.evaluation.scoring import ScoresExist
-from hear_wavjepa.evaluation.suites import suite_tasks
 from hear_wavjepa.pipeline import evaluate
+from hear_wavjepa.suite import suite_tasks
 
 NAIVE = "hear-naive=hear_wavjepa.baselines.naive"
 TINY = 'tiny=hear_wavjepa:{"preset": "tiny"}'

@@ -38,8 +38,8 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
 def eval_command(args: argparse.Namespace) -> int:
     from hear_wavjepa.evaluation.models import parse_model
     from hear_wavjepa.evaluation.report import write_tables
-    from hear_wavjepa.evaluation.suites import check_suite
     from hear_wavjepa.pipeline import default_models, evaluate, pretrained_tiny
+    from hear_wavjepa.suite import check_suite
 
     suites = [check_suite(s) for s in args.suite]
     if args.models:

@@ -31,7 +31,9 @@ from hear_wavjepa.evaluation.cache import CacheWriter
 from hear_wavjepa.hear_task import Clip, Task, load_task
 from hear_wavjepa.paths import embeddings_dir
 
-CHANNEL_POLICIES = ("auto", "native", "mean", "first")
+#: what the harness does to a task's channels BEFORE the module sees the audio
+#: (`ModuleSpec.channels`); not the HEAR API's own `channel_policy` inside hear_wavjepa
+INPUT_CHANNEL_MODES = ("auto", "native", "mean", "first")
 #: seconds of audio per module call, as heareval's batch rule: max(1, int(0.7 * 120 / duration))
 BATCH_SECONDS = 84.0
 
@@ -52,8 +54,10 @@ class ModuleSpec:
     channels: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.channels not in CHANNEL_POLICIES:
-            raise ValueError(f"channels must be one of {CHANNEL_POLICIES}, got {self.channels!r}")
+        if self.channels not in INPUT_CHANNEL_MODES:
+            raise ValueError(
+                f"channels must be one of {INPUT_CHANNEL_MODES}, got {self.channels!r}"
+            )
 
     @property
     def channel_policy(self) -> str:

@@ -28,6 +28,11 @@ class KnnSettings:
     temperature: float = 0.07
 
 
+def knn_applies(embedding: str, prediction: str) -> bool:
+    """kNN is defined for multiclass scene tasks only (as X-ARES skips the others)."""
+    return embedding == "scene" and prediction == "multiclass"
+
+
 def knn_votes(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -50,7 +55,7 @@ def knn_votes(
 def run_knn(task: CachedTask, settings: KnnSettings | None = None) -> dict[str, Any]:
     """kNN on every fold of a multiclass scene task; {"status": "n/a", ...} for other tasks."""
     settings = settings or KnnSettings()
-    if task.embedding_type != "scene" or task.prediction_type != "multiclass":
+    if not knn_applies(task.embedding_type, task.prediction_type):
         return {
             "status": "n/a",
             "reason": f"kNN is defined for multiclass scene tasks only; this task is "

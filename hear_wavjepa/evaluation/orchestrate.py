@@ -17,9 +17,9 @@ from tqdm import tqdm
 from hear_wavjepa.atomicio import write_json
 from hear_wavjepa.evaluation.embed import embed_task
 from hear_wavjepa.evaluation.models import ModelEntry
-from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE, score_task
-from hear_wavjepa.evaluation.suites import SuiteTask, check_suite, suite_tasks
+from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE, applies, score_task
 from hear_wavjepa.hear_task import Task, load_task
+from hear_wavjepa.suite import SuiteTask, check_suite, suite_tasks
 
 
 def grid_for(task: SuiteTask, grid: str, event_grid: str | None = None) -> str:
@@ -61,7 +61,7 @@ def run_eval(
     models: Sequence[ModelEntry],
     *,
     tasks_dir: Path,
-    protocols: Sequence[str] = PROTOCOLS,
+    protocols: Sequence[str] = tuple(PROTOCOLS),
     grid: str = "default",
     results_dir: Path = Path("results"),
     rerun: bool = False,
@@ -90,7 +90,7 @@ def run_eval(
         write_json(
             out / model.model_id / "model.json", {"name": model.name, **model.spec.describe()}
         )
-        wanted = [p for p in protocols if task.applies(p)]
+        wanted = [p for p in protocols if applies(p, task.embedding, task.prediction)]
         embedded = embed_task(model.spec, folder / task.folder, progress=False)
         if embedded.clips:
             tqdm.write(

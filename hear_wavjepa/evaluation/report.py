@@ -14,11 +14,10 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from hear_wavjepa.atomicio import atomic_write, write_text
-from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE
-from hear_wavjepa.evaluation.suites import SuiteTask, suite_tasks
+from hear_wavjepa.evaluation.metrics import get_metric
+from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE, applies, cell
 from hear_wavjepa.evaluation.tables import (
     NOT_APPLICABLE,
     Cell,
@@ -28,33 +27,10 @@ from hear_wavjepa.evaluation.tables import (
     s_of_m,
 )
 from hear_wavjepa.paths import suite_file
+from hear_wavjepa.suite import SuiteTask, suite_tasks
 
 FLOOR_MODEL = "hear-naive"
 PUBLISHED = suite_file("hear_published.csv")
-
-
-def cell(scores: dict[str, Any], protocol: str) -> Cell | str | None:
-    """The headline of one stored result: test score (TVT) or fold mean ± std."""
-    entry = scores.get(protocol)
-    if entry is None:
-        return None
-    result = entry["result"]
-    if result.get("status") == "n/a":
-        return NOT_APPLICABLE
-    if protocol == "mlp":
-        if "test" in result:
-            return Cell(float(result["test"]["test_score"]))
-        folds = [k for k in result if k.startswith("fold")]
-        agg = result["aggregated_scores"]
-        return Cell(float(agg["test_score_mean"]), _num(agg.get("test_score_std")), len(folds))
-    mean = result.get("test_score_mean")
-    if mean is None:
-        return None
-    return Cell(float(mean), _num(result.get("test_score_std")), len(result.get("folds", [])))
-
-
-def _num(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def load_scores(
@@ -77,7 +53,13 @@ def _table(
             label = model_dir.name
         ids[label] = model_dir.name
         table[label] = {task: cell(scores, protocol) for task, scores in entries.items()}
-        table[label].update({t.folder: NOT_APPLICABLE for t in tasks if not t.applies(protocol)})
+        table[label].update(
+            {
+                t.folder: NOT_APPLICABLE
+                for t in tasks
+                if not applies(protocol, t.embedding, t.prediction)
+            }
+        )
     return table, ids
 
 
@@ -131,14 +113,14 @@ def suite_table(
     if not any(any(isinstance(c, Cell) for c in row.values()) for row in scores.values()):
         return None
     columns = [(t.folder, t.short) for t in tasks]
-    maximize = {t.folder: t.maximize for t in tasks}
+    maximize = {t.folder: get_metric(t.primary).maximize for t in tasks}
     floor = next((m for m in scores if m.startswith(FLOOR_MODEL)), None)
     s_values = s_of_m(scores, [t.folder for t in tasks], floor, maximize=maximize) if floor else {}
     rows = [(label, row) for label, row in scores.items()]
     chance_path = suite_dir / "chance.json"
     if chance_path.is_file():
         chance = json.loads(chance_path.read_text())
-        applicable = {t.folder for t in tasks if t.applies(protocol)}
+        applicable = {t.folder for t in tasks if applies(protocol, t.embedding, t.prediction)}
         chances = {k: Cell(v) for k, v in chance.items() if v is not None and k in applicable}
         rows.append(("chance", chances))
     extra = {"s(m)": {m: f"{v:.1f}" for m, v in s_values.items() if v is not None}}

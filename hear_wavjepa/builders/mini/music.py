@@ -13,6 +13,7 @@ from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, fit, normalize, rms
 from hear_wavjepa.builders.mini.splits import balanced_folds, fraction_split
 from hear_wavjepa.builders.mini.writer import TaskWriter
 from hear_wavjepa.hear_task import load_task
+from hear_wavjepa.suite import task_folder
 
 SOUNDFONT_DIR = Path("/usr/share/sounds/sf2")
 #: soundfont file stem -> the Debian package that ships it (for SOURCES.md)
@@ -126,7 +127,9 @@ def build_pitch(recipe: TaskRecipe, ctx: BuildContext, out: Path) -> None:
 def build_family(recipe: TaskRecipe, ctx: BuildContext, out: Path) -> None:
     """The pitch task's wavs, hard-linked, labelled with the GM family (program // 8)."""
     families = recipe.params["families"]
-    pitch = load_task(ctx.suite_dir / f"{recipe.requires}-{recipe.version}-full", check_audio=False)
+    pitch = load_task(
+        ctx.suite_dir / task_folder(recipe.requires, recipe.version), check_audio=False
+    )
     writer = TaskWriter(out, recipe, sorted(families))
     for split in pitch.splits:
         for clip in pitch.clips[split]:
