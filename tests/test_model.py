@@ -272,7 +272,7 @@ def test_bad_inputs_raise_clear_errors():
 def test_config_round_trip_and_unknown_keys():
     config = preset("tiny-nat")
     assert WavJEPAConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="unknown WavJEPAConfig keys"):
+    with pytest.raises(ValueError, match="WavJEPAConfig: unknown key"):
         WavJEPAConfig.from_dict({**config.to_dict(), "depth": 3})
 
 

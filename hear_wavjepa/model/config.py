@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hear_wavjepa.audio import SAMPLE_RATE
+from hear_wavjepa.config_io import check_keys
 
 #: int(2.01 * 16000): float truncation makes this 32,159, not 32,160 (docs/faithfulness.md).
 CROP_SAMPLES = 32_159
@@ -126,12 +127,7 @@ class WavJEPAConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WavJEPAConfig:
         data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown WavJEPAConfig keys {unknown}; expected a subset of {sorted(known)}"
-            )
+        check_keys(data, (f.name for f in dataclasses.fields(cls)), "WavJEPAConfig")
         if "conv_layers" in data:
             data["conv_layers"] = tuple(
                 tuple(int(v) for v in layer) for layer in data["conv_layers"]

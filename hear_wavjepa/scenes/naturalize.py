@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_bytes, write_text
 from hear_wavjepa.audio import SAMPLE_RATE
+from hear_wavjepa.config_io import check_keys
 from hear_wavjepa.hear_task import Task, TaskError, load_task
 from hear_wavjepa.paths import scenes_dir, suite_file
 from hear_wavjepa.scenes.noise import NoiseBank, NoiseBankConfig, load_noise_bank
@@ -58,17 +59,16 @@ class NatConfig:
     def from_dict(cls, data: dict[str, Any], origin: str = "config") -> NatConfig:
         """Build from {rooms: {...}, noise: {...}, scene: {...}, seed}; lists become tuples."""
         parts = {"rooms": RoomBankConfig, "noise": NoiseBankConfig, "scene": SceneConfig}
-        unknown = set(data) - {*parts, "seed"}
-        if unknown:
-            raise ValueError(f"{origin}: unknown keys {sorted(unknown)}")
+        check_keys(data, [*parts, "seed"], origin)
         built: dict[str, Any] = {}
         for name, kind in parts.items():
             section = data.get(name) or {}
             if isinstance(section, dict):  # a manifest's settings also carry the bank key
                 section = {k: v for k, v in section.items() if k != "key"}
             fields = set(kind.__dataclass_fields__)
-            if not isinstance(section, dict) or set(section) - fields:
+            if not isinstance(section, dict):
                 raise ValueError(f"{origin}: section {name} must be a mapping of {sorted(fields)}")
+            check_keys(section, fields, f"{origin}: {name}")
             try:
                 built[name] = kind(**{k: tuple(v) if isinstance(v, list) else v
                                       for k, v in section.items()})  # fmt: skip

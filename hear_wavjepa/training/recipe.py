@@ -7,7 +7,6 @@ valid one. The resolved recipe is written into the run folder, and a run resumes
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from hear_wavjepa.config_io import unknown_key_error
 from hear_wavjepa.model.config import WavJEPAConfig
 from hear_wavjepa.model.presets import preset
 
@@ -212,9 +212,7 @@ def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] = ()
 def _merge(values: dict[str, Any], new: dict[str, Any], source: str) -> None:
     for key, value in new.items():
         if key not in values:
-            close = difflib.get_close_matches(key, list(values), n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise RecipeError(f"{source}: unknown recipe key {key!r}{hint}")
+            raise RecipeError(str(unknown_key_error(source, key, values, "recipe key")))
         values[key] = _coerce(key, values[key], value, source)
 
 
