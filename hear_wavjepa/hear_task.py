@@ -1,8 +1,10 @@
-"""Read and validate a HEAR task folder (hear-preprocess layout, docs/hear-protocol.md).
+"""The HEAR task-folder format (hear-preprocess layout, docs/hear-protocol.md): read, check, write.
 
 A task folder holds `task_metadata.json`, `labelvocabulary.csv` (`idx,label`), one `<split>.json`
 per split and `<sample_rate>/<split>/<file>.wav`. `load_task` checks all of it and returns a frozen
 `Task`; every problem raises `TaskError` (a ValueError) naming the file and what is wrong.
+`write_task_files` and `write_wav` write the same layout (the builders and the tests use them):
+JSON with sorted keys and PCM-16 wavs, so the same inputs give identical bytes.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import soundfile
 
 EmbeddingType = Literal["scene", "event"]
@@ -322,3 +326,38 @@ def load_task(path: Path | str, sample_rate: int | None = None, check_audio: boo
         clips=clips,
         metadata=meta,
     )
+
+
+def dump_json(path: Path, obj: Any) -> None:
+    """JSON as the task files are written: one-space indent, sorted keys, UTF-8, final newline."""
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_task_files(
+    root: Path, metadata: dict[str, Any], labels: Sequence[str], tables: dict[str, dict[str, Any]]
+) -> Path:
+    """`task_metadata.json`, `labelvocabulary.csv` and one `<split>.json` per entry of `tables`
+    ({split: {filename: labels or events}}) under `root`."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    dump_json(root / "task_metadata.json", metadata)
+    rows = ["idx,label"] + [f"{i},{label}" for i, label in enumerate(labels)]
+    (root / "labelvocabulary.csv").write_text("\n".join(rows) + "\n")
+    for split, table in tables.items():
+        dump_json(root / f"{split}.json", table)
+    return root
+
+
+def wav_target(root: Path, rate: int, split: str, name: str) -> Path:
+    """`<root>/<rate>/<split>/<name>`, its folder created."""
+    folder = Path(root) / str(rate) / split
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def write_wav(root: Path, rate: int, split: str, name: str, audio: np.ndarray) -> Path:
+    """One clip as a PCM-16 WAV at `<root>/<rate>/<split>/<name>`: `audio` is int16 samples, or
+    floats in [-1, 1] that libsndfile converts."""
+    path = wav_target(root, rate, split, name)
+    soundfile.write(path, audio, rate, subtype="PCM_16", format="WAV")
+    return path

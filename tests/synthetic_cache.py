@@ -1,13 +1,14 @@
-"""Synthetic HEAR task folders and their embedding caches, built through the real CacheWriter."""
+"""Synthetic HEAR task folders (no audio) and their embedding caches, written with the package's
+own task-folder writer and CacheWriter; also imported by tests/benchmarks and tests/oracle."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from hear_wavjepa.evaluation.cache import CacheWriter
+from hear_wavjepa.hear_task import write_task_files
 
 
 def write_task_folder(
@@ -37,12 +38,7 @@ def write_task_folder(
         **({"nfolds": len(names)} if kfold else {}),
         **extra,
     }
-    (root / "task_metadata.json").write_text(json.dumps(meta))
-    vocab = "idx,label\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels))
-    (root / "labelvocabulary.csv").write_text(vocab)
-    for split, value in splits.items():
-        (root / f"{split}.json").write_text(json.dumps(value))
-    return root
+    return write_task_files(root, meta, labels, splits)
 
 
 def scene_cache(

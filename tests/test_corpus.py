@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from task_factory import tree_digest
 
 from hear_wavjepa.builders import synthetic_corpus as corpus
 from hear_wavjepa.builders.mini.recipe import mini_material
@@ -21,19 +20,7 @@ from hear_wavjepa.builders.mini.recipe import mini_material
 CLIPS, SEED = 6, 7
 
 
-def _tools_missing() -> str | None:
-    if shutil.which("espeak-ng") is None:
-        return "espeak-ng is not installed (tasks/apt-packages.txt)"
-    try:
-        import fluidsynth  # noqa: F401
-    except ImportError:
-        return "pyfluidsynth / libfluidsynth3 is not installed"
-    if not corpus.SOUNDFONT.is_file():
-        return f"{corpus.SOUNDFONT} missing: apt-get install {corpus.SOUNDFONT_PACKAGE}"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_tools_missing() is not None, reason=str(_tools_missing()))
+pytestmark = pytest.mark.requires_synth
 
 
 def _build(out: Path, **kw) -> corpus.CorpusReport:
@@ -70,7 +57,7 @@ def test_clips_are_10s_16k_mono_flac(built):
     assert report.bytes == sum(p.stat().st_size for p in files)
 
 
-def test_same_seed_gives_byte_identical_corpus(built):
+def test_same_seed_gives_byte_identical_corpus(tree_digest, built):
     a, b, _ = built
     assert tree_digest(a) == tree_digest(b)
 
@@ -106,7 +93,7 @@ def test_no_mini_suite_material(built):
             assert not words & mini["words"], turn["text"]
 
 
-def test_resume_renders_only_missing_clips(built, tmp_path):
+def test_resume_renders_only_missing_clips(tree_digest, built, tmp_path):
     a, _, _ = built
     out = tmp_path / "resume"
     shutil.copytree(a, out)

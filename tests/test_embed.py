@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from task_factory import write_task
 
 from hear_wavjepa.evaluation import embed as embed_module
 from hear_wavjepa.evaluation.embed import ContractError, ModuleSpec, embed_task
@@ -28,8 +27,8 @@ def _home(tmp_path, monkeypatch):
     monkeypatch.setenv("HEAR_WAVJEPA_HOME", str(tmp_path / "home"))
 
 
-def test_scene_cache_has_heareval_names_shapes_and_dtypes(tmp_path):
-    task = write_task(tmp_path / "toy-v0-full", duration=1.0)
+def test_scene_cache_has_heareval_names_shapes_and_dtypes(hear_task, tmp_path):
+    task = hear_task(tmp_path / "toy-v0-full", duration=1.0)
     result = embed_task(TINY, task, progress=False)
     out = result.out_dir
     assert out.parent == tmp_path / "home" / "embeddings" / TINY.key()
@@ -48,8 +47,8 @@ def test_scene_cache_has_heareval_names_shapes_and_dtypes(tmp_path):
         assert sorted(map(tuple, labels)) == [("cat",), ("dog",)]
 
 
-def test_event_cache_has_frame_rows_and_timestamps(tmp_path):
-    task = write_task(
+def test_event_cache_has_frame_rows_and_timestamps(hear_task, tmp_path):
+    task = hear_task(
         tmp_path / "ev-v0-full", embedding="event", prediction="multilabel", duration=0.5
     )
     out = embed_task(NAIVE, task, progress=False).out_dir
@@ -63,8 +62,8 @@ def test_event_cache_has_frame_rows_and_timestamps(tmp_path):
     assert sum(1 for lbl in labels if lbl == ["cat"]) == 2 * 4
 
 
-def test_resume_after_a_kill_does_not_recompute_finished_clips(tmp_path, monkeypatch):
-    task = write_task(tmp_path / "toy-v0-full", duration=1.0)
+def test_resume_after_a_kill_does_not_recompute_finished_clips(hear_task, tmp_path, monkeypatch):
+    task = hear_task(tmp_path / "toy-v0-full", duration=1.0)
     calls = []
     real = embed_module.CacheWriter.write_scene
 
@@ -96,8 +95,8 @@ def test_resume_after_a_kill_does_not_recompute_finished_clips(tmp_path, monkeyp
         ("nan", "NaN or Inf"),
     ],
 )
-def test_contract_violations_name_module_clips_and_check(tmp_path, defect, message):
-    task = write_task(tmp_path / "toy-v0-full")
+def test_contract_violations_name_module_clips_and_check(hear_task, tmp_path, defect, message):
+    task = hear_task(tmp_path / "toy-v0-full")
     spec = ModuleSpec("defective_hear_module", options={"defect": defect})
     with pytest.raises(ContractError, match="defective_hear_module") as info:
         embed_task(spec, task, progress=False)
@@ -105,15 +104,15 @@ def test_contract_violations_name_module_clips_and_check(tmp_path, defect, messa
     assert re.search(message, str(info.value))
 
 
-def test_timestamps_that_disagree_with_frames(tmp_path):
-    task = write_task(tmp_path / "ev-v0-full", embedding="event", prediction="multilabel")
+def test_timestamps_that_disagree_with_frames(hear_task, tmp_path):
+    task = hear_task(tmp_path / "ev-v0-full", embedding="event", prediction="multilabel")
     spec = ModuleSpec("defective_hear_module", options={"defect": "timestamps"})
     with pytest.raises(ContractError, match="timestamps of shape"):
         embed_task(spec, task, progress=False)
 
 
-def test_a_failure_keeps_what_was_cached(tmp_path, monkeypatch):
-    task = write_task(tmp_path / "toy-v0-full")
+def test_a_failure_keeps_what_was_cached(hear_task, tmp_path, monkeypatch):
+    task = hear_task(tmp_path / "toy-v0-full")
     embed_task(NAIVE, task, progress=False)
     out = embed_module.cache_dir(NAIVE, embed_module.load_task(task))
     before = sorted(p.name for p in out.rglob("*"))
@@ -127,8 +126,8 @@ def test_a_failure_keeps_what_was_cached(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.rglob("*")) == before
 
 
-def test_bad_modules_and_tasks(tmp_path):
-    task = write_task(tmp_path / "toy-v0-full")
+def test_bad_modules_and_tasks(hear_task, tmp_path):
+    task = hear_task(tmp_path / "toy-v0-full")
     with pytest.raises(ContractError, match="no_such_module.*cannot be imported"):
         embed_task(ModuleSpec("no_such_module"), task, progress=False)
     with pytest.raises(ContractError, match="lacks"):
@@ -140,8 +139,8 @@ def test_bad_modules_and_tasks(tmp_path):
         ModuleSpec("hear_wavjepa", channels="left")
 
 
-def test_a_rebuilt_task_gets_a_fresh_cache(tmp_path):
-    task = write_task(tmp_path / "toy-v0-full")
+def test_a_rebuilt_task_gets_a_fresh_cache(hear_task, tmp_path):
+    task = hear_task(tmp_path / "toy-v0-full")
     first = embed_task(NAIVE, task, progress=False).out_dir
     (task / "train.json").write_text(json.dumps({"train_0.wav": ["dog"], "train_1.wav": ["dog"]}))
     second = embed_task(NAIVE, task, progress=False)
@@ -158,8 +157,8 @@ def test_cache_keys_separate_options_and_weights(tmp_path):
     assert NAIVE.channel_policy == "mean" and TINY.channel_policy == "native"
 
 
-def test_torchrun_shards_clips_and_matches_one_process(tmp_path):
-    task = write_task(tmp_path / "toy-v0-full", nfolds=3)
+def test_torchrun_shards_clips_and_matches_one_process(hear_task, tmp_path):
+    task = hear_task(tmp_path / "toy-v0-full", nfolds=3)
     single = embed_task(NAIVE, task, out_dir=tmp_path / "single", progress=False).out_dir
     script = (
         "import sys; from hear_wavjepa.evaluation.embed import ModuleSpec, embed_task; "
@@ -204,10 +203,10 @@ def test_torchrun_shards_clips_and_matches_one_process(tmp_path):
         ).read_bytes()
 
 
-def test_cli_embed(tmp_path, capsys):
+def test_cli_embed(hear_task, tmp_path, capsys):
     from hear_wavjepa.cli import main
 
-    task = write_task(tmp_path / "toy-v0-full")
+    task = hear_task(tmp_path / "toy-v0-full")
     assert main(["embed", "--module", "hear_wavjepa.baselines.naive", "--task", str(task)]) == 0
     assert "6 clips" in capsys.readouterr().out
     assert Path(tmp_path / "home" / "embeddings").is_dir()

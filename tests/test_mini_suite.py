@@ -6,10 +6,7 @@ small real-sound tier (~14 MB of .debs, cached under $HEAR_WAVJEPA_HOME/sources)
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from task_factory import tree_digest
 
 from hear_wavjepa.builders.mini.recipe import load_recipes
 from hear_wavjepa.hear_task import load_task
@@ -17,17 +14,7 @@ from hear_wavjepa.hear_task import load_task
 SCALE = 0.02
 
 
-def _tools_missing() -> str | None:
-    if shutil.which("espeak-ng") is None:
-        return "espeak-ng is not installed (tasks/apt-packages.txt)"
-    try:
-        import fluidsynth  # noqa: F401
-    except ImportError:
-        return "pyfluidsynth / libfluidsynth3 is not installed"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_tools_missing() is not None, reason=str(_tools_missing()))
+pytestmark = pytest.mark.requires_synth(corpus_soundfont=False)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +113,7 @@ def test_sounds_mixtures_and_events(suites):
     assert min(per_scene) >= 5
 
 
-def test_same_seed_gives_byte_identical_folders(suites):
+def test_same_seed_gives_byte_identical_folders(tree_digest, suites):
     first, second, _ = suites
     a, b = tree_digest(first), tree_digest(second)
     assert a.keys() == b.keys()

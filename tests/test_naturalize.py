@@ -16,7 +16,6 @@ import pytest
 import soundfile
 import torch
 import yaml
-from task_factory import tree_digest
 
 from hear_wavjepa.hear_task import TaskError, load_task
 from hear_wavjepa.scenes.naturalize import (
@@ -28,69 +27,27 @@ from hear_wavjepa.scenes.naturalize import (
     read_mono_16k,
     render_clip,
 )
-from hear_wavjepa.scenes.noise import NoiseBankConfig, load_noise_bank
-from hear_wavjepa.scenes.render import SceneConfig, ScenePlan, render_with_banks
-from hear_wavjepa.scenes.rooms import RoomBankConfig, load_room_bank
-
-# The same tiny banks as tests/test_scenes.py (4 rooms, 8 noise clips): built once per session.
-TINY = NatConfig(
-    RoomBankConfig(n_train=2, n_test=2, positions=3, rt60=(0.15, 0.25), width=(3, 4),
-                   depth=(3, 4), height=(2.5, 2.8), rir_seconds=0.25, rays=500),
-    NoiseBankConfig(seconds=2.0, coloured=6, babble=2, talkers=(2, 3), test_fraction=0.5),
-    SceneConfig(noise_sources=(1, 2)),
-)  # fmt: skip
+from hear_wavjepa.scenes.noise import load_noise_bank
+from hear_wavjepa.scenes.render import ScenePlan, render_with_banks
+from hear_wavjepa.scenes.rooms import load_room_bank
 
 
 @pytest.fixture(scope="session")
-def home(tmp_path_factory):
-    """$HEAR_WAVJEPA_HOME for these tests: the tiny banks are built once under it."""
-    root = tmp_path_factory.getbasetemp() / "home"
-    load_room_bank(TINY.rooms, workers=1, root=root / "scenes")
-    load_noise_bank(TINY.noise, root=root / "scenes")
-    return root
+def home(scene_home):
+    """$HEAR_WAVJEPA_HOME for these tests: the tiny banks (tests/conftest.py) are built under it."""
+    return scene_home
 
 
-def write_task(folder: Path, *, rate=16000, folds=0, event=False, per_split=3, seconds=1.0):
-    """A HEAR task folder with tones in noise: scene multiclass (TVT or k folds) or event."""
-    splits = [f"fold{i:02d}" for i in range(folds)] if folds else ["train", "valid", "test"]
-    meta = {"task_name": folder.name, "version": "v1", "mode": "full",
-            "embedding_type": "event" if event else "scene", "prediction_type":
-            "multilabel" if event else "multiclass", "split_mode":
-            "new_split_kfold" if folds else "trainvaltest", "splits": splits,
-            "sample_duration": seconds, "evaluation": ["top1_acc"]}  # fmt: skip
-    if folds:
-        meta["nfolds"] = folds
-    folder.mkdir(parents=True)
-    (folder / "task_metadata.json").write_text(json.dumps(meta))
-    (folder / "labelvocabulary.csv").write_text("idx,label\n0,high\n1,low\n")
-    rng = np.random.default_rng(len(folder.name))
-    n = round(seconds * rate)
-    t = np.arange(n) / rate
-    for split in splits:
-        (folder / str(rate) / split).mkdir(parents=True)
-        table = {}
-        for i in range(per_split):
-            label = ["low", "high"][i % 2]
-            tone = 0.3 * np.sin(2 * np.pi * (300 if label == "low" else 2000) * t)
-            x = tone + 0.01 * rng.standard_normal(n)
-            name = f"{split}-{i}.wav"
-            soundfile.write(str(folder / str(rate) / split / name), x, rate, subtype="PCM_16")
-            if event:
-                table[name] = [{"label": label, "start": 100.0, "end": seconds * 1000 - 50}]
-            else:
-                table[name] = [label]
-        (folder / f"{split}.json").write_text(json.dumps(table))
-    return folder
+def run(task: Path, out: Path, home: Path, config: NatConfig, workers=1) -> Path:
+    return naturalize(task, out, config, workers=workers, bank_root=home / "scenes", progress=False)
 
 
-def run(task: Path, out: Path, home: Path, workers=1) -> Path:
-    return naturalize(task, out, TINY, workers=workers, bank_root=home / "scenes", progress=False)
-
-
-def test_naturalize_is_reproducible_and_independent_of_workers(tmp_path, home):
-    task = write_task(tmp_path / "suite" / "tvt")
-    a = run(task, tmp_path / "a", home, workers=1)
-    b = run(task, tmp_path / "b", home, workers=2)
+def test_naturalize_is_reproducible_and_independent_of_workers(
+    tone_task, tiny_nat, tree_digest, tmp_path, home
+):
+    task = tone_task(tmp_path / "suite" / "tvt")
+    a = run(task, tmp_path / "a", home, tiny_nat, workers=1)
+    b = run(task, tmp_path / "b", home, tiny_nat, workers=2)
     assert tree_digest(a) == tree_digest(b)
     out = load_task(a, sample_rate=16000)  # a valid HEAR task folder
     assert out.splits == ("train", "valid", "test") and out.sample_rates == (16000,)
@@ -100,11 +57,11 @@ def test_naturalize_is_reproducible_and_independent_of_workers(tmp_path, home):
             info = soundfile.info(str(out.wav_path(split, clip)))
             assert (info.channels, info.samplerate, info.frames) == (2, 16000, 16000)
     nat = json.loads((a / "task_metadata.json").read_text())["nat"]
-    assert nat["scene"]["snr"] == [5.0, 40.0] and nat["rooms"]["key"] == TINY.rooms.key()
+    assert nat["scene"]["snr"] == [5.0, 40.0] and nat["rooms"]["key"] == tiny_nat.rooms.key()
     assert nat["source_sample_rate"] == 16000 and nat["channels"] == 2
     _, _, plans = read_manifest(a)
-    rooms = load_room_bank(TINY.rooms, root=home / "scenes")
-    noise = load_noise_bank(TINY.noise, root=home / "scenes")
+    rooms = load_room_bank(tiny_nat.rooms, root=home / "scenes")
+    noise = load_noise_bank(tiny_nat.noise, root=home / "scenes")
     test_noise = {str(noise.ids[i]) for i in noise.test_clips}
     for split, clips in plans.items():
         for plan in clips.values():
@@ -113,11 +70,13 @@ def test_naturalize_is_reproducible_and_independent_of_workers(tmp_path, home):
             assert all((n["clip_id"] in test_noise) == (split == "test") for n in plan["noises"])
 
 
-def test_interrupted_run_resumes_to_identical_output(tmp_path, home):
-    task = write_task(tmp_path / "suite" / "long", per_split=12)
-    reference = run(task, tmp_path / "reference", home)
+def test_interrupted_run_resumes_to_identical_output(
+    tone_task, tiny_nat, tree_digest, tmp_path, home
+):
+    task = tone_task(tmp_path / "suite" / "long", per_split=12)
+    reference = run(task, tmp_path / "reference", home, tiny_nat)
     config_file = tmp_path / "nat.yaml"
-    config_file.write_text(yaml.safe_dump(json.loads(json.dumps(TINY.to_dict()))))
+    config_file.write_text(yaml.safe_dump(json.loads(json.dumps(tiny_nat.to_dict()))))
     out = tmp_path / "killed"
     env = {**os.environ, "HEAR_WAVJEPA_HOME": str(home)}
     cmd = [sys.executable, "-m", "hear_wavjepa", "naturalize", str(task), str(out),
@@ -133,22 +92,22 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, home):
     assert 0 < len(written) < 36 and not (out / "task_metadata.json").exists()
     for wav in written:  # finished clips are whole: nothing half-written under a final name
         assert soundfile.info(str(wav)).frames == 16000
-    run(task, out, home)
+    run(task, out, home, tiny_nat)
     assert tree_digest(out) == tree_digest(reference)
     # Deleting outputs (and leaving a stale temporary file) also resumes to the same bytes.
     for wav in sorted(wavs.rglob("*.wav"))[::3]:
         wav.unlink()
     (out / "task_metadata.json").unlink()
     (wavs / "test" / ".test-0.wav.k3j9x1.tmp").write_bytes(b"partial")  # atomicio temp name
-    run(task, out, home, workers=2)
+    run(task, out, home, tiny_nat, workers=2)
     assert tree_digest(out) == tree_digest(reference)
 
 
-def test_clip_rerenders_from_manifest_and_snr_is_measured(tmp_path, home):
-    task = write_task(tmp_path / "suite" / "snr")
-    out = run(task, tmp_path / "out", home)
+def test_clip_rerenders_from_manifest_and_snr_is_measured(tone_task, tiny_nat, tmp_path, home):
+    task = tone_task(tmp_path / "suite" / "snr")
+    out = run(task, tmp_path / "out", home, tiny_nat)
     config, settings, plans = read_manifest(out)
-    assert config == TINY and settings["seed"] == 0
+    assert config == tiny_nat and settings["seed"] == 0
     rooms = load_room_bank(config.rooms, root=home / "scenes")
     noise = load_noise_bank(config.noise, root=home / "scenes")
     for split in ("train", "test"):
@@ -165,9 +124,9 @@ def test_clip_rerenders_from_manifest_and_snr_is_measured(tmp_path, home):
             assert abs(float(snr) - plan.snr_db) < 1.0, (name, float(snr), plan.snr_db)
 
 
-def test_event_task_at_48k(tmp_path, home):
-    task = write_task(tmp_path / "suite" / "events", rate=48000, event=True, per_split=2)
-    out = run(task, tmp_path / "out", home)
+def test_event_task_at_48k(tone_task, tiny_nat, tmp_path, home):
+    task = tone_task(tmp_path / "suite" / "events", rate=48000, event=True, per_split=2)
+    out = run(task, tmp_path / "out", home, tiny_nat)
     nat = load_task(out, sample_rate=16000)  # event labels are still valid for the clip length
     assert nat.embedding_type == "event" and nat.clips["test"][0].events[0].start_ms == 100.0
     assert (
@@ -183,9 +142,9 @@ def test_event_task_at_48k(tmp_path, home):
     assert abs(peak_hz - 2000) < 20
 
 
-def test_folds_use_disjoint_rooms_and_noise(tmp_path, home):
-    task = write_task(tmp_path / "suite" / "folds", folds=3, per_split=4)
-    out = run(task, tmp_path / "out", home)
+def test_folds_use_disjoint_rooms_and_noise(tone_task, tiny_nat, tmp_path, home):
+    task = tone_task(tmp_path / "suite" / "folds", folds=3, per_split=4)
+    out = run(task, tmp_path / "out", home, tiny_nat)
     _, _, plans = read_manifest(out)
     rooms = {s: {p["room"] for p in c.values()} for s, c in plans.items()}
     noises = {s: {n["clip_id"] for p in c.values() for n in p["noises"]} for s, c in plans.items()}
@@ -194,9 +153,9 @@ def test_folds_use_disjoint_rooms_and_noise(tmp_path, home):
             assert rooms[a].isdisjoint(rooms[b]) and noises[a].isdisjoint(noises[b])
 
 
-def test_bad_inputs(tmp_path, home):
+def test_bad_inputs(tone_task, tiny_nat, tmp_path, home):
     with pytest.raises(TaskError, match="task_metadata.json"):
-        run(tmp_path, tmp_path / "out", home)
+        run(tmp_path, tmp_path / "out", home, tiny_nat)
     with pytest.raises(ValueError, match="RT60 .* empty"):
         load_nat_config(rt60=(1.0, 0.5))
     with pytest.raises(ValueError, match="SNR .* absurd"):
@@ -205,11 +164,11 @@ def test_bad_inputs(tmp_path, home):
     bad.write_text(yaml.safe_dump({"rooms": {"hrtf": str(tmp_path / "nope.sofa")}}))
     with pytest.raises(ValueError, match="nope.sofa not found"):
         load_nat_config(bad)
-    task = write_task(tmp_path / "suite" / "t", per_split=1)
-    out = run(task, tmp_path / "out2", home)
-    other = replace(TINY, seed=1)
+    task = tone_task(tmp_path / "suite" / "t", per_split=1)
+    out = run(task, tmp_path / "out2", home, tiny_nat)
+    other = replace(tiny_nat, seed=1)
     with pytest.raises(ValueError, match="other settings"):
         naturalize(task, out, other, workers=1, bank_root=home / "scenes", progress=False)
     with pytest.raises(ValueError, match="must differ"):
-        run(task, task, home)
+        run(task, task, home, tiny_nat)
     assert (out / MANIFEST).is_file()

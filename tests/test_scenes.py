@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hear_wavjepa.scenes.noise import NoiseBankConfig, coloured_noise, load_noise_bank
+from hear_wavjepa.scenes.noise import coloured_noise, load_noise_bank
 from hear_wavjepa.scenes.render import SceneConfig, ScenePlan, draw_scene, render_scene
 from hear_wavjepa.scenes.rooms import (
     RoomBankConfig,
@@ -16,38 +16,33 @@ from hear_wavjepa.scenes.rooms import (
     simulate_room,
 )
 
-TINY_ROOMS = RoomBankConfig(n_train=2, n_test=2, positions=3, rt60=(0.15, 0.25), width=(3, 4),
-                            depth=(3, 4), height=(2.5, 2.8), rir_seconds=0.25,
-                            rays=500)  # fmt: skip
-TINY_NOISE = NoiseBankConfig(seconds=2.0, coloured=6, babble=2, talkers=(2, 3), test_fraction=0.5)
+
+@pytest.fixture(scope="session")
+def bank_root(scene_home):
+    return scene_home / "scenes"
 
 
 @pytest.fixture(scope="session")
-def bank_root(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "home" / "scenes"
+def rooms(bank_root, tiny_nat):
+    return load_room_bank(tiny_nat.rooms, workers=1, root=bank_root)
 
 
 @pytest.fixture(scope="session")
-def rooms(bank_root):
-    return load_room_bank(TINY_ROOMS, workers=1, root=bank_root)
+def noise(bank_root, tiny_nat):
+    return load_noise_bank(tiny_nat.noise, root=bank_root)
 
 
-@pytest.fixture(scope="session")
-def noise(bank_root):
-    return load_noise_bank(TINY_NOISE, root=bank_root)
-
-
-def test_room_bank_is_deterministic_cached_and_split(rooms, bank_root):
-    assert rooms.rirs.shape == (4, 3, 2, TINY_ROOMS.taps) and rooms.rirs.dtype == np.float32
+def test_room_bank_is_deterministic_cached_and_split(tiny_nat, rooms, bank_root):
+    assert rooms.rirs.shape == (4, 3, 2, tiny_nat.rooms.taps) and rooms.rirs.dtype == np.float32
     assert rooms.train_rooms == [0, 1] and rooms.test_rooms == [2, 3]
     assert np.all((rooms.rt60 >= 0.15) & (rooms.rt60 <= 0.25))
     assert np.all(np.abs(rooms.rirs).sum(-1) > 0)  # every response carries energy
-    again = simulate_room(TINY_ROOMS, 3)
+    again = simulate_room(tiny_nat.rooms, 3)
     np.testing.assert_array_equal(again["rirs"], rooms.rirs[3])
-    cached = load_room_bank(TINY_ROOMS, root=bank_root)  # from disk, no rebuild
+    cached = load_room_bank(tiny_nat.rooms, root=bank_root)  # from disk, no rebuild
     np.testing.assert_array_equal(cached.rirs, rooms.rirs)
-    other = RoomBankConfig(**{**TINY_ROOMS.__dict__, "rt60": (0.2, 0.3)})
-    assert other.key() != TINY_ROOMS.key()
+    other = RoomBankConfig(**{**tiny_nat.rooms.__dict__, "rt60": (0.2, 0.3)})
+    assert other.key() != tiny_nat.rooms.key()
 
 
 def test_binaural_level_difference_follows_source_side(rooms):
@@ -106,12 +101,12 @@ def test_bad_hrtf_and_ranges(tmp_path):
         SceneConfig(snr=(5, 400))
 
 
-def test_noise_bank(noise, bank_root):
+def test_noise_bank(tiny_nat, noise, bank_root):
     assert noise.clips.shape == (8, 32000)
     np.testing.assert_allclose(np.sqrt((noise.clips.astype(np.float64) ** 2).mean(1)), 1, rtol=1e-4)
     assert set(noise.train_clips).isdisjoint(noise.test_clips)
     assert {i.split("-")[0] for i in noise.ids} == {"white", "pink", "brown", "babble"}
-    rebuilt = load_noise_bank(TINY_NOISE, root=bank_root / "rebuild")
+    rebuilt = load_noise_bank(tiny_nat.noise, root=bank_root / "rebuild")
     np.testing.assert_array_equal(rebuilt.clips, noise.clips)  # espeak-ng babble included
 
 

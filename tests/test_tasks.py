@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 import soundfile
-from task_factory import SR, tree_digest, write_task
 
+from hear_wavjepa.audio import SAMPLE_RATE as SR
 from hear_wavjepa.builders.mini.build import build_mini
 from hear_wavjepa.hear_task import TaskError, load_task
 
 
-def test_reads_a_scene_task(tmp_path):
-    task = load_task(write_task(tmp_path / "toy-v0-full"), sample_rate=SR)
+def test_reads_a_scene_task(hear_task, tmp_path):
+    task = load_task(hear_task(tmp_path / "toy-v0-full"), sample_rate=SR)
     assert task.name == "toy-v0-full"
     assert task.labels == ("cat", "dog")
     assert task.primary_metric == "top1_acc"
@@ -25,8 +25,8 @@ def test_reads_a_scene_task(tmp_path):
     assert task.protocol_splits() == [(("train",), "valid", "test")]
 
 
-def test_kfold_protocol_splits_follow_heareval(tmp_path):
-    task = load_task(write_task(tmp_path / "k", nfolds=5))
+def test_kfold_protocol_splits_follow_heareval(hear_task, tmp_path):
+    task = load_task(hear_task(tmp_path / "k", nfolds=5))
     folds = [f"fold{i:02d}" for i in range(5)]
     assert task.nfolds == 5 and task.splits == tuple(folds)
     splits = task.protocol_splits()
@@ -37,8 +37,8 @@ def test_kfold_protocol_splits_follow_heareval(tmp_path):
         assert sorted([*train, valid, test]) == folds
 
 
-def test_reads_an_event_task(tmp_path):
-    task = load_task(write_task(tmp_path / "ev", embedding="event", prediction="multilabel"))
+def test_reads_an_event_task(hear_task, tmp_path):
+    task = load_task(hear_task(tmp_path / "ev", embedding="event", prediction="multilabel"))
     clip = task.clips["train"][0]
     assert clip.labels == () and len(clip.events) == 1
     assert (clip.events[0].label, clip.events[0].start_ms, clip.events[0].end_ms) == (
@@ -61,8 +61,8 @@ def test_not_a_task_folder(tmp_path):
         load_task(tmp_path / "some.txt")
 
 
-def test_malformed_metadata(tmp_path):
-    root = write_task(tmp_path / "t")
+def test_malformed_metadata(hear_task, tmp_path):
+    root = hear_task(tmp_path / "t")
     (root / "task_metadata.json").write_text("{not json")
     with pytest.raises(TaskError, match=r"task_metadata.json: malformed JSON"):
         load_task(root)
@@ -71,8 +71,8 @@ def test_malformed_metadata(tmp_path):
         load_task(root)
 
 
-def test_bad_split_mode_and_folds(tmp_path):
-    root = write_task(tmp_path / "t")
+def test_bad_split_mode_and_folds(hear_task, tmp_path):
+    root = hear_task(tmp_path / "t")
     meta = json.loads((root / "task_metadata.json").read_text())
     meta["split_mode"] = "new_split_kfold"
     (root / "task_metadata.json").write_text(json.dumps(meta))
@@ -80,8 +80,8 @@ def test_bad_split_mode_and_folds(tmp_path):
         load_task(root)
 
 
-def test_bad_vocabulary(tmp_path):
-    root = write_task(tmp_path / "t")
+def test_bad_vocabulary(hear_task, tmp_path):
+    root = hear_task(tmp_path / "t")
     (root / "labelvocabulary.csv").write_text("index,name\n0,cat\n")
     with pytest.raises(TaskError, match=r"labelvocabulary.csv: header"):
         load_task(root)
@@ -90,8 +90,8 @@ def test_bad_vocabulary(tmp_path):
         load_task(root)
 
 
-def test_split_names_a_missing_wav(tmp_path):
-    root = write_task(tmp_path / "t")
+def test_split_names_a_missing_wav(hear_task, tmp_path):
+    root = hear_task(tmp_path / "t")
     (root / "16000" / "valid" / "valid_1.wav").unlink()
     with pytest.raises(TaskError, match=r"valid_1.wav: wav named in the split file is missing"):
         load_task(root)
@@ -99,15 +99,15 @@ def test_split_names_a_missing_wav(tmp_path):
         load_task(root, check_audio=False)
 
 
-def test_unreadable_wav(tmp_path):
-    root = write_task(tmp_path / "t")
+def test_unreadable_wav(hear_task, tmp_path):
+    root = hear_task(tmp_path / "t")
     (root / "16000" / "test" / "test_0.wav").write_bytes(b"RIFF????WAVEnot really audio")
     with pytest.raises(TaskError, match=r"test_0.wav: unreadable wav"):
         load_task(root)
 
 
-def test_wrong_sample_rate_folder_and_duration(tmp_path):
-    root = write_task(tmp_path / "t")
+def test_wrong_sample_rate_folder_and_duration(hear_task, tmp_path):
+    root = hear_task(tmp_path / "t")
     with pytest.raises(TaskError, match="48000: audio folder is missing"):
         load_task(root, sample_rate=48000)
     soundfile.write(root / "16000" / "train" / "train_0.wav", np.zeros(100), SR)
@@ -115,22 +115,22 @@ def test_wrong_sample_rate_folder_and_duration(tmp_path):
         load_task(root)
 
 
-def test_empty_split(tmp_path):
+def test_empty_split(hear_task, tmp_path):
     with pytest.raises(TaskError, match=r"valid.json: the split has no clips"):
-        load_task(write_task(tmp_path / "t", table={"valid": {}}))
+        load_task(hear_task(tmp_path / "t", table={"valid": {}}))
 
 
-def test_label_not_in_vocabulary(tmp_path):
-    root = write_task(tmp_path / "t", table={"train": {"a.wav": ["cow"]}})
+def test_label_not_in_vocabulary(hear_task, tmp_path):
+    root = hear_task(tmp_path / "t", table={"train": {"a.wav": ["cow"]}})
     with pytest.raises(TaskError, match=r"train.json: a.wav: labels \['cow'\] are not in"):
         load_task(root)
 
 
-def test_multiclass_needs_exactly_one_label(tmp_path):
+def test_multiclass_needs_exactly_one_label(hear_task, tmp_path):
     table = {"train": {"a.wav": ["cat", "dog"]}}
     with pytest.raises(TaskError, match="exactly 1 label"):
-        load_task(write_task(tmp_path / "t", table=table))
-    multilabel = write_task(tmp_path / "m", table=table, prediction="multilabel")
+        load_task(hear_task(tmp_path / "t", table=table))
+    multilabel = hear_task(tmp_path / "m", table=table, prediction="multilabel")
     assert load_task(multilabel).clips["train"][0].labels == ("cat", "dog")
 
 
@@ -144,16 +144,16 @@ def test_multiclass_needs_exactly_one_label(tmp_path):
         ({"label": "cow", "start": 0.0, "end": 100.0}, "not in labelvocabulary"),
     ],
 )
-def test_invalid_events(tmp_path, event, problem):
+def test_invalid_events(hear_task, tmp_path, event, problem):
     table = {"train": {"a.wav": [event]}}
-    root = write_task(tmp_path / "t", embedding="event", prediction="multilabel", table=table)
+    root = hear_task(tmp_path / "t", embedding="event", prediction="multilabel", table=table)
     with pytest.raises(TaskError, match=problem):
         load_task(root)
 
 
-def test_build_refuses_non_empty_out_and_touches_nothing(tmp_path):
+def test_build_refuses_non_empty_out_and_touches_nothing(hear_task, tree_digest, tmp_path):
     out = tmp_path / "suite"
-    write_task(out / "toy-v0-full")
+    hear_task(out / "toy-v0-full")
     (out / "notes.txt").write_text("mine")
     before = tree_digest(out)
     with pytest.raises(ValueError, match="not empty; pass --overwrite"):
@@ -164,7 +164,7 @@ def test_build_refuses_non_empty_out_and_touches_nothing(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "toy-v0-full"]
 
 
-def test_failed_build_damages_nothing_already_written(tmp_path):
+def test_failed_build_damages_nothing_already_written(hear_task, tree_digest, tmp_path):
     """A task whose builder fails leaves the tasks already in OUT as they were, and no temp dir."""
     recipe = tmp_path / "broken.yaml"
     recipe.write_text(
@@ -174,7 +174,7 @@ def test_failed_build_damages_nothing_already_written(tmp_path):
         "     duration: 1.0, clips: 10, params: {}}\n"
     )
     out = tmp_path / "suite"
-    write_task(out / "toy-v1-full")
+    hear_task(out / "toy-v1-full")
     before = tree_digest(out)
     with pytest.raises(KeyError):
         build_mini(out, scale=1.0, overwrite=True, recipe_path=recipe, progress=False)
@@ -182,10 +182,10 @@ def test_failed_build_damages_nothing_already_written(tmp_path):
     assert [p.name for p in out.iterdir()] == ["toy-v1-full"]
 
 
-def test_cli_check_and_refusal(tmp_path, capsys):
+def test_cli_check_and_refusal(hear_task, tmp_path, capsys):
     from hear_wavjepa.cli import main
 
-    root = write_task(tmp_path / "toy-v0-full", nfolds=3)
+    root = hear_task(tmp_path / "toy-v0-full", nfolds=3)
     assert main(["tasks", "check", str(root)]) == 0
     out = capsys.readouterr().out
     assert "ok toy-v0-full: scene/multiclass, 2 labels, top1_acc, fold00=2" in out

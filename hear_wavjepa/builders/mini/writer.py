@@ -7,22 +7,17 @@ timestamps, and samples are quantised by `signal.to_pcm16`: the same inputs give
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 
 from hear_wavjepa.builders.mini.attributions import sources_markdown
 from hear_wavjepa.builders.mini.recipe import TaskRecipe
 from hear_wavjepa.builders.mini.signal import SAMPLE_RATE, to_pcm16
-
-
-def dump_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+from hear_wavjepa.hear_task import wav_target, write_task_files, write_wav
 
 
 class TaskWriter:
@@ -39,16 +34,14 @@ class TaskWriter:
         if name in self.tables[split]:
             raise ValueError(f"{self.recipe.task_name}: {split}/{name} written twice")
         self.tables[split][name] = labels
-        folder = self.root / str(SAMPLE_RATE) / split
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
+        return wav_target(self.root, SAMPLE_RATE, split, name)
 
     def add(self, split: str, name: str, audio: np.ndarray, labels: Any) -> None:
         """Write `audio` (float32 (samples,), `duration` s at 16 kHz) to `<split>/<name>`."""
         if audio.shape != (self.n_samples,):
             raise ValueError(f"{name}: audio shape {audio.shape}, expected ({self.n_samples},)")
-        path = self._target(split, name, labels)
-        soundfile.write(path, to_pcm16(audio), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        self._target(split, name, labels)
+        write_wav(self.root, SAMPLE_RATE, split, name, to_pcm16(audio))
 
     def link(self, split: str, name: str, source: Path, labels: Any) -> None:
         """Hard-link an existing wav (same file system) instead of writing a copy."""
@@ -58,11 +51,7 @@ class TaskWriter:
         self, sources: Sequence[str], versions: dict[str, str] | None = None, notes: str = ""
     ) -> None:
         """Write task_metadata.json, labelvocabulary.csv, one json per split and SOURCES.md."""
-        dump_json(self.root / "task_metadata.json", self.recipe.metadata())
-        rows = ["idx,label"] + [f"{i},{label}" for i, label in enumerate(self.labels)]
-        (self.root / "labelvocabulary.csv").write_text("\n".join(rows) + "\n")
-        for split, table in self.tables.items():
-            dump_json(self.root / f"{split}.json", table)
+        write_task_files(self.root, self.recipe.metadata(), self.labels, self.tables)
         (self.root / "SOURCES.md").write_text(
             sources_markdown(self.recipe, sources, versions, notes)
         )
