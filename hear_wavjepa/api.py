@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hear_wavjepa.checkpoint import load_encoder, read_checkpoint
+from hear_wavjepa.checkpoint import load_encoder
 from hear_wavjepa.model.config import WavJEPAConfig, frames_for_samples
 from hear_wavjepa.model.jepa import AudioEncoder
 from hear_wavjepa.model.presets import preset
@@ -127,11 +127,6 @@ def load_model(model_file_path: str = "", **options: Any) -> HearWavJEPA:
 def _same_architecture(a: WavJEPAConfig, b: WavJEPAConfig) -> bool:
     keys = ("in_channels", "conv_layers", "crop_samples", "encoder", "sample_rate")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
-
-
-def checkpoint_config(path: str) -> WavJEPAConfig:
-    """The architecture stored in a checkpoint (cheap: no model is built)."""
-    return read_checkpoint(path).config
 
 
 def get_timestamp_embeddings(

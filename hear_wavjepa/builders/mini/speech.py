@@ -38,10 +38,6 @@ class Speaker:
     pitch: int
     rate: int
 
-    @property
-    def ident(self) -> str:
-        return f"{self.voice}+{self.variant}-p{self.pitch}-s{self.rate}"
-
 
 @functools.lru_cache(maxsize=1)
 def espeak_variants() -> tuple[str, ...]:
