@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from hear_wavjepa.atomicio import atomic_path
 from hear_wavjepa.model.config import WavJEPAConfig
 
 FORMAT = "hear-wavjepa"
@@ -72,15 +73,9 @@ def save_checkpoint(
         "created_by": f"hear-wavjepa {__version__}",
         "extra": json.dumps(extra or {}, sort_keys=True),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:

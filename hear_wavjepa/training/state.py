@@ -11,7 +11,6 @@ checkpoint or none.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from hear_wavjepa.atomicio import atomic_dir
 from hear_wavjepa.checkpoint import load_strict, read_checkpoint, save_checkpoint
 from hear_wavjepa.model.config import WavJEPAConfig
 
@@ -94,10 +94,7 @@ def save_state(
     final = checkpoint_dir(run, step)
     if (final / "state.json").is_file():
         return final
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(final) as tmp:
         save_checkpoint(tmp / "model.safetensors", model.state_dict(), config, step=step)
         tensors, rest = optimizer_to_disk(optimizer)
         tensors = {
@@ -107,9 +104,6 @@ def save_state(
         (tmp / "state.json").write_text(
             json.dumps({"step": step, "optimizer": rest, **extra}, indent=1)
         )
-        tmp.rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for old in list_checkpoints(run)[:-keep]:
         shutil.rmtree(old)
     return final
