@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import write_json
+from hear_wavjepa.audio import resample
 from hear_wavjepa.evaluation.cache import CacheWriter
 from hear_wavjepa.hear_task import Clip, Task, load_task
 from hear_wavjepa.paths import embeddings_dir
@@ -177,7 +177,7 @@ def read_clip(task: Task, split: str, clip: Clip, sample_rate: int) -> np.ndarra
         raise ValueError(f"{path}: unreadable audio: {exc}") from exc
     audio = audio.T
     if rate != sample_rate:
-        audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, sample_rate).numpy()
+        audio = resample(torch.from_numpy(audio), rate, sample_rate).numpy()
     return np.ascontiguousarray(audio)
 
 

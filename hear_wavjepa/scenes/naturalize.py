@@ -28,11 +28,10 @@ import numpy as np
 import soundfile
 import torch
 import yaml
-from torchaudio.functional import resample
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import atomic_write, write_bytes, write_text
-from hear_wavjepa.audio import SAMPLE_RATE
+from hear_wavjepa.audio import SAMPLE_RATE, resample, to_pcm16_channels_last
 from hear_wavjepa.config_io import check_keys
 from hear_wavjepa.hear_task import Task, TaskError, load_task
 from hear_wavjepa.paths import scenes_dir, suite_file
@@ -177,12 +176,7 @@ def read_mono_16k(path: Path, rate: int) -> torch.Tensor:
     if found != rate:
         raise TaskError(path, f"sample rate {found} Hz, expected {rate} Hz")
     mono = torch.from_numpy(audio.mean(axis=1))
-    return mono if rate == SAMPLE_RATE else resample(mono, rate, SAMPLE_RATE)
-
-
-def to_pcm16(mix: torch.Tensor) -> np.ndarray:
-    """(2, L) float in [-1, 1] -> (L, 2) int16."""
-    return np.round(mix.double().numpy().T * 32767).clip(-32768, 32767).astype(np.int16)
+    return mono if rate == SAMPLE_RATE else resample(mono, rate)
 
 
 def render_clip(
@@ -199,7 +193,7 @@ def render_clip(
             raise TaskError(
                 wav, f"{source.shape[0]} samples at 16 kHz, the plan says {plan.length}"
             )
-        return to_pcm16(render_with_banks(source, plan, rooms, noise, scene).mix)
+        return to_pcm16_channels_last(render_with_banks(source, plan, rooms, noise, scene).mix)
     finally:
         torch.set_num_threads(threads)
 

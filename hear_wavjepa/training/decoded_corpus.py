@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 from tqdm import tqdm
 
-from hear_wavjepa.audio import SAMPLE_RATE
+from hear_wavjepa.audio import SAMPLE_RATE, resample
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -115,15 +114,7 @@ def condition(
         picked = samples[:channels]
     wave = torch.from_numpy(np.ascontiguousarray(picked))
     if rate != SAMPLE_RATE:
-        wave = AF.resample(
-            wave,
-            rate,
-            SAMPLE_RATE,
-            lowpass_filter_width=64,
-            rolloff=0.9475937,
-            resampling_method="sinc_interp_kaiser",
-            beta=14.769656,
-        )
+        wave = resample(wave, rate, quality="kaiser_best")
     rms = float(wave.pow(2).mean().sqrt())
     if rms > 0:
         wave = wave * 10 ** ((loudness_dbfs - 20 * np.log10(rms)) / 20)
