@@ -68,7 +68,7 @@ def test_timestamp_embeddings_contract_nat(nat, samples, batch):
         _check_timestamps(emb, ts, samples, nat.timestamp_embedding_size)
 
 
-@pytest.mark.parametrize("batch", [1, 4, 16])
+@pytest.mark.parametrize("batch", [1, 4, pytest.param(16, marks=pytest.mark.slow)])
 def test_scene_embeddings_contract(mono, nat, batch):
     for model in (mono, nat):
         audio = _audio(batch, 43_840)
@@ -78,7 +78,7 @@ def test_scene_embeddings_contract(mono, nat, batch):
         torch.testing.assert_close(scene, emb.mean(dim=1))
 
 
-@pytest.mark.parametrize("samples", [3_000, 64_000, 100_001])
+@pytest.mark.parametrize("samples", [3_000, 64_000, pytest.param(100_001, marks=pytest.mark.slow)])
 def test_batched_equals_per_clip(mono, nat, samples):
     for model in (mono, nat):
         audio = _audio(5, samples, seed=samples)
@@ -204,6 +204,7 @@ def test_cpu_and_cuda_agree(mono):
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_twenty_minute_clip_embeds_in_bounded_memory():
     """Peak RSS growth while embedding 20 min with the tiny preset, in a fresh process."""
     script = textwrap.dedent(

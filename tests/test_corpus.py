@@ -20,7 +20,8 @@ from hear_wavjepa.builders.mini.recipe import mini_material
 CLIPS, SEED = 6, 7
 
 
-pytestmark = pytest.mark.requires_synth
+# synthesises a corpus with espeak-ng and FluidSynth: slow
+pytestmark = [pytest.mark.requires_synth, pytest.mark.slow]
 
 
 def _build(out: Path, **kw) -> corpus.CorpusReport:

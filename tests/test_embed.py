@@ -157,6 +157,7 @@ def test_cache_keys_separate_options_and_weights(tmp_path):
     assert NAIVE.channel_policy == "mean" and TINY.channel_policy == "native"
 
 
+@pytest.mark.slow
 def test_torchrun_shards_clips_and_matches_one_process(hear_task, tmp_path):
     task = hear_task(tmp_path / "toy-v0-full", nfolds=3)
     single = embed_task(NAIVE, task, out_dir=tmp_path / "single", progress=False).out_dir

@@ -75,6 +75,7 @@ def _conf(**kw):
     return base
 
 
+@pytest.mark.slow
 def test_batched_stack_equals_each_point_alone(tvt_task):
     train = split_arrays(tvt_task, ["train"], torch.device("cpu"))
     valid = split_arrays(tvt_task, ["valid"], torch.device("cpu"))
@@ -135,6 +136,7 @@ def test_tvt_result_structure_and_separable_score(tvt_task):
     assert result["score_mode"] == "max" and result["postprocessing"] == []
 
 
+@pytest.mark.slow
 def test_sequential_mode_is_reproducible_and_leaves_global_rng(tvt_task):
     torch.manual_seed(123)
     before = torch.get_rng_state()
@@ -145,6 +147,7 @@ def test_sequential_mode_is_reproducible_and_leaves_global_rng(tvt_task):
         assert first["test"][key] == second["test"][key]
 
 
+@pytest.mark.slow
 def test_kfold_aggregation(tmp_path):
     rng = np.random.default_rng(1)
     feats, classes = _blobs(rng, {"fold00": 40, "fold01": 40, "fold02": 40})

@@ -14,7 +14,8 @@ from hear_wavjepa.hear_task import load_task
 SCALE = 0.02
 
 
-pytestmark = pytest.mark.requires_synth(corpus_soundfont=False)
+# builds the suite (Debian downloads on a first run): slow
+pytestmark = [pytest.mark.requires_synth(corpus_soundfont=False), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -170,6 +170,7 @@ def _batch(config: WavJEPAConfig, crops: int, seed: int):
     return audio, masks(crops)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny", "tiny-nat"])
 def test_tiny_loss_decreases_on_a_fixed_batch(name):
     torch.manual_seed(0)
@@ -195,6 +196,7 @@ def test_tiny_loss_decreases_on_a_fixed_batch(name):
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("name", ["tiny", "tiny-nat"])
 def test_bf16_autocast_forward_and_backward(name, device):
@@ -217,6 +219,7 @@ def test_bf16_autocast_forward_and_backward(name, device):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trainable)
 
 
+@pytest.mark.slow
 def test_batched_forward_equals_per_item_forward():
     torch.manual_seed(0)
     config = preset("tiny")

@@ -42,6 +42,7 @@ def run(task: Path, out: Path, home: Path, config: NatConfig, workers=1) -> Path
     return naturalize(task, out, config, workers=workers, bank_root=home / "scenes", progress=False)
 
 
+@pytest.mark.slow
 def test_naturalize_is_reproducible_and_independent_of_workers(
     tone_task, tiny_nat, tree_digest, tmp_path, home
 ):
@@ -70,6 +71,7 @@ def test_naturalize_is_reproducible_and_independent_of_workers(
             assert all((n["clip_id"] in test_noise) == (split == "test") for n in plan["noises"])
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_identical_output(
     tone_task, tiny_nat, tree_digest, tmp_path, home
 ):

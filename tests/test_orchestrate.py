@@ -79,6 +79,7 @@ def test_bad_models_suites_and_task_dirs(tmp_path):
         evaluate("hear", [parse_model(NAIVE)])
 
 
+@pytest.mark.slow
 def test_eval_writes_reuses_and_never_overwrites_silently(tmp_path, tasks_dir):
     results = tmp_path / "results"
     models = [parse_model(NAIVE)]
@@ -102,6 +103,7 @@ def test_eval_writes_reuses_and_never_overwrites_silently(tmp_path, tasks_dir):
     assert json.loads(scores_path.read_text())["mlp"]["settings"]["grid_points"] == 2
 
 
+@pytest.mark.slow
 def test_tables_regenerate_identically_from_stored_scores(tmp_path, tasks_dir):
     results = tmp_path / "results"
     models = [parse_model(NAIVE), parse_model(TINY)]

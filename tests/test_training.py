@@ -109,6 +109,7 @@ def test_run_folder_holds_config_commit_metrics_and_export(reference):
     assert scene.shape[0] == 2 and torch.isfinite(scene).all()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_reproduces_losses_bit_exactly(home, corpus, reference):
     command = [
         str(CLI),
@@ -143,6 +144,7 @@ def test_kill_and_resume_reproduces_losses_bit_exactly(home, corpus, reference):
     assert a.metadata["sha256"] == b.metadata["sha256"]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(home, corpus, reference):
     command = [
         sys.executable,
