@@ -67,3 +67,26 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def write_mini_pair(root: Path) -> Path:
+    """Two small tasks under the folder names of mini suite tasks (one TVT, one 3-fold), 6 clips
+    per split and 3 labels; returns `root`."""
+    labels = ("a", "b", "c")
+    table = {
+        s: {f"{s}_{i}.wav": [labels[i % 3]] for i in range(6)} for s in ("train", "valid", "test")
+    }
+    write_task(root / "mini_keywords-v1-full", labels=labels, table=table, duration=0.5)
+    folds = {f"fold{k:02d}": {f"f{k}_{i}.wav": [labels[i % 3]] for i in range(6)} for k in range(3)}
+    write_task(root / "mini_drums-v1-full", labels=labels, nfolds=3, table=folds, duration=0.5)
+    return root
+
+
+def remove_clips(task: Path, split: str, count: int) -> None:
+    """Drop the last `count` clips of `split` from a task folder (split JSON and WAV files)."""
+    table = json.loads((task / f"{split}.json").read_text())
+    for name in list(table)[-count:]:
+        del table[name]
+        for wav in task.glob(f"*/{split}/{name}"):
+            wav.unlink()
+    (task / f"{split}.json").write_text(json.dumps(table))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from task_factory import write_task
+from task_factory import write_mini_pair
 
 from hear_wavjepa.cli import main as cli
 from hear_wavjepa.evaluation.models import parse_model
@@ -26,15 +26,7 @@ def _home(tmp_path, monkeypatch):
 @pytest.fixture()
 def tasks_dir(tmp_path):
     """Two small tasks under the folder names of mini suite tasks (one TVT, one 3-fold)."""
-    root = tmp_path / "tasks"
-    labels = ("a", "b", "c")
-    table = {
-        s: {f"{s}_{i}.wav": [labels[i % 3]] for i in range(6)} for s in ("train", "valid", "test")
-    }
-    write_task(root / "mini_keywords-v1-full", labels=labels, table=table, duration=0.5)
-    folds = {f"fold{k:02d}": {f"f{k}_{i}.wav": [labels[i % 3]] for i in range(6)} for k in range(3)}
-    write_task(root / "mini_drums-v1-full", labels=labels, nfolds=3, table=folds, duration=0.5)
-    return root
+    return write_mini_pair(tmp_path / "tasks")
 
 
 def test_model_ids_are_readable_stable_and_distinct(tmp_path):
