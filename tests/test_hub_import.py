@@ -192,3 +192,29 @@ def test_unknown_and_missing_keys_are_listed_by_name(tmp_path):
 def test_a_folder_without_weights_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="a folder without model.safetensors"):
         load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("layout", ["hub-folder", "hub-file", "lightning"])
+def test_eval_takes_reference_weights_as_models(tmp_path, monkeypatch, layout):
+    """`eval --models NAME=<hub folder | model.safetensors | .ckpt>` checks, keys and embeds
+    them through hear_wavjepa, like this project's own checkpoints."""
+    import hashlib
+
+    from task_factory import write_task
+
+    from hear_wavjepa.evaluation.embed import embed_task
+    from hear_wavjepa.evaluation.embed_commands import check_spec
+    from hear_wavjepa.evaluation.models import parse_model
+    from hear_wavjepa.hub import snapshot_weights
+
+    monkeypatch.setenv("HEAR_WAVJEPA_HOME", str(tmp_path / "home"))
+    path = _write(layout, _reference("tiny"), tmp_path)
+    entry = parse_model(f"ref={path}")
+    check_spec(entry.spec)
+    weights = snapshot_weights(path) if path.is_dir() else path
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert (entry.name, entry.spec.module) == ("ref", "hear_wavjepa")
+    assert entry.spec.describe()["weights_sha256"] == digest
+    task = write_task(tmp_path / "toy-v0-full")
+    embedded = embed_task(entry.spec, task, progress=False)
+    assert embedded.clips == 6

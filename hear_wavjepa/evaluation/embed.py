@@ -69,7 +69,7 @@ class ModuleSpec:
         parts = [self.module]
         if self.model_path:
             stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.model_path).stem)[:40]
-            parts.append(f"{stem}-{file_digest(self.model_path)[:12]}")
+            parts.append(f"{stem}-{file_digest(weights_file(self.model_path))[:12]}")
         if self.options:
             blob = json.dumps(self.options, sort_keys=True)
             readable = ",".join(f"{k}-{v}" for k, v in sorted(self.options.items()))
@@ -79,7 +79,7 @@ class ModuleSpec:
         return "__".join(parts)
 
     def describe(self) -> dict[str, Any]:
-        digest = file_digest(self.model_path) if self.model_path else None
+        digest = file_digest(weights_file(self.model_path)) if self.model_path else None
         return {
             "module": self.module,
             "model_path": self.model_path,
@@ -87,6 +87,15 @@ class ModuleSpec:
             "options": self.options,
             "channels": self.channel_policy,
         }
+
+
+def weights_file(path: str | os.PathLike) -> Path:
+    """The file holding the weights: `path`, or the weights file of a hub snapshot folder."""
+    if Path(path).is_dir():
+        from hear_wavjepa.hub import snapshot_weights
+
+        return snapshot_weights(Path(path))
+    return Path(path)
 
 
 _DIGESTS: dict[tuple[str, float, int], str] = {}

@@ -38,12 +38,11 @@ def check_spec(spec: ModuleSpec) -> None:
     from hear_wavjepa.evaluation.embed import import_hear_module
 
     import_hear_module(spec.module)
-    if spec.model_path and not Path(spec.model_path).is_file():
+    if spec.model_path and not Path(spec.model_path).exists():
         raise UsageError(f"{spec.model_path}: weights file not found")
     if spec.module != "hear_wavjepa":
         return
-    from hear_wavjepa.api import HearOptions
-    from hear_wavjepa.checkpoint import read_checkpoint
+    from hear_wavjepa.api import HearOptions, checkpoint_config
     from hear_wavjepa.model.presets import preset
 
     known = {f.name for f in dataclasses.fields(HearOptions)}
@@ -57,7 +56,7 @@ def check_spec(spec: ModuleSpec) -> None:
     except ValueError as exc:  # HearOptions and preset only validate their arguments
         raise UsageError(f"hear_wavjepa options {spec.options}: {exc}") from exc
     if spec.model_path:
-        read_checkpoint(spec.model_path)  # CheckpointError names the file
+        checkpoint_config(spec.model_path)  # verifies or imports it; CheckpointError names the file
 
 
 def check_task_folders(folders: Iterable[Path | str]) -> list[Task]:

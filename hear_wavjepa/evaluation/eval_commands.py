@@ -19,7 +19,8 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--models",
         nargs="+",
-        help="[NAME=]checkpoint.safetensors | MODULE | MODULE:{json options} "
+        help="[NAME=]CHECKPOINT (.safetensors, .ckpt, .bin, .pt, or a hub snapshot folder) "
+        "| MODULE | MODULE:{json options} "
         "(default: HEAR-Naive, random-init tiny, pretrained tiny)",
     )
     parser.add_argument("--protocols", default="mlp,linear,knn")
