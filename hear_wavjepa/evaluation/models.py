@@ -1,9 +1,10 @@
 """Models to evaluate: parsing `--models` entries and their stable, readable ids.
 
 An entry is `[NAME=]TARGET` where TARGET is a checkpoint (a `.safetensors`, `.ckpt`, `.bin` or
-`.pt` file, or a hub snapshot folder; evaluated through `hear_wavjepa`), `MODULE` (any importable HEAR module) or `MODULE:{json options}`. The model id is
-NAME plus a short hash of the weights digest, the options and the channel policy, so two option
-sets never share an id and the same model always gets the same one.
+`.pt` file, or a hub snapshot folder; evaluated through `hear_wavjepa`), `MODULE` (any importable
+HEAR module) or `MODULE:{json options}`. The model id is NAME plus a short hash of the weights
+digest, the options and the channel policy, so two option sets never share an id and the same
+model always gets the same one.
 """
 
 from __future__ import annotations
