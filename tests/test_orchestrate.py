@@ -56,8 +56,10 @@ def test_bad_models_suites_and_task_dirs(tmp_path):
         parse_model(str(tmp_path / "missing.safetensors"))
     with pytest.raises(ValueError, match="not JSON"):
         parse_model("hear_wavjepa:{preset: tiny}")
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        parse_model("some/path.pt")  # a reference checkpoint's suffix: a file, not a module
     with pytest.raises(ValueError, match="not a module name"):
-        parse_model("some/path.pt")
+        parse_model("some/path")
     with pytest.raises(ValueError, match="unknown suite"):
         run_eval("esc", [parse_model(NAIVE)])
     (tmp_path / "empty").mkdir()
