@@ -15,12 +15,20 @@ import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from hear_wavjepa.checkpoint import load_encoder
+from hear_wavjepa.checkpoint import (
+    FORMAT,
+    encoder_tensors,
+    load_encoder,
+    load_strict,
+    notice,
+    read_checkpoint,
+)
 from hear_wavjepa.model.config import WavJEPAConfig, frames_for_samples
 from hear_wavjepa.model.jepa import AudioEncoder
 from hear_wavjepa.model.presets import preset
@@ -63,8 +71,11 @@ class HearOptions:
         """None for "last", else the 1-based layer indices, validated against `depth`."""
         if self.layers == "last":
             return None
-        layers = [self.layers] if isinstance(self.layers, int) else list(self.layers)
-        if not layers or any(not isinstance(i, int) or not 1 <= i <= depth for i in layers):
+        single = isinstance(self.layers, int | str)
+        layers = [self.layers] if single else list(self.layers)
+        if not layers or any(
+            not isinstance(i, int) or isinstance(i, bool) or not 1 <= i <= depth for i in layers
+        ):
             raise ValueError(f"layers must be 'last' or ints in 1..{depth}, got {self.layers!r}")
         return layers
 
@@ -104,10 +115,8 @@ def load_model(model_file_path: str = "", **options: Any) -> HearWavJEPA:
     opts = HearOptions(**options)
     path = str(model_file_path or os.environ.get(WEIGHTS_ENV, ""))
     if path:
-        encoder, checkpoint = load_encoder(path)
-        if opts.preset is not None and not _same_architecture(
-            preset(opts.preset), checkpoint.config
-        ):
+        encoder = _load_weights(path)
+        if opts.preset is not None and not _same_architecture(preset(opts.preset), encoder.config):
             raise ValueError(f"{path}: holds another architecture than preset {opts.preset!r}")
         return HearWavJEPA(encoder, opts, source=path)
     global _warned_untrained
@@ -124,9 +133,42 @@ def load_model(model_file_path: str = "", **options: Any) -> HearWavJEPA:
     return HearWavJEPA(encoder, opts, source=f"untrained:{opts.preset or 'base'}:{DEFAULT_SEED}")
 
 
+def _is_own_checkpoint(path: str) -> bool:
+    from hear_wavjepa.hub import safetensors_header
+
+    header = safetensors_header(Path(path)) if Path(path).is_file() else None
+    return header is not None and header.get("format") == FORMAT
+
+
+def _load_weights(path: str) -> AudioEncoder:
+    """The encoder of a hear-wavjepa checkpoint, or of a reference checkpoint (hub snapshot
+    folder or weights file, Lightning or plain) imported in memory with a one-line notice."""
+    if _is_own_checkpoint(path) or not Path(path).exists():
+        return load_encoder(path)[0]
+    from hear_wavjepa.reference import import_reference
+
+    imported = import_reference(path)
+    encoder = AudioEncoder(imported.config)
+    load_strict(encoder, encoder_tensors(imported), path)
+    notice(
+        f"{path}: imported a reference checkpoint ({imported.weights.layout} layout) in memory; "
+        "`hear-wavjepa convert` writes it as a sealed hear-wavjepa checkpoint"
+    )
+    return encoder.eval()
+
+
 def _same_architecture(a: WavJEPAConfig, b: WavJEPAConfig) -> bool:
     keys = ("in_channels", "conv_layers", "crop_samples", "encoder", "sample_rate")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+
+def checkpoint_config(path: str) -> WavJEPAConfig:
+    """The architecture of a checkpoint (a reference checkpoint is imported to read it)."""
+    if _is_own_checkpoint(path) or not Path(path).exists():
+        return read_checkpoint(path).config
+    from hear_wavjepa.reference import import_reference
+
+    return import_reference(path).config
 
 
 def get_timestamp_embeddings(
@@ -164,11 +206,31 @@ def _prepare(audio: Any, model: HearWavJEPA) -> torch.Tensor:
     if audio.shape[-1] == 0:
         raise ValueError(f"audio clips have 0 samples (shape {tuple(audio.shape)})")
     wave = audio if audio.ndim == 3 else audio[:, None]
+    if wave.shape[1] == 0:
+        raise ValueError(f"audio has 0 channels (shape {tuple(audio.shape)})")
     bad = (~torch.isfinite(wave)).flatten(1).any(dim=1)
     if bool(bad.any()):
         raise ValueError(f"audio contains NaN or Inf in clip(s) {bad.nonzero().flatten().tolist()}")
-    wave = wave.to(device=_device(model), dtype=torch.float32)
+    wave = _limit_peak(wave).to(device=_device(model), dtype=torch.float32)
     return _apply_channel_policy(wave, model.config.in_channels, model.options.channel_policy)
+
+
+#: clips louder than this are scaled down by a power of two before anything else, so casting to
+#: float32 and averaging channels cannot overflow (standardisation makes the scale irrelevant).
+PEAK_LIMIT_EXPONENT = 100
+
+
+def _limit_peak(wave: torch.Tensor) -> torch.Tensor:
+    """(B, C, L) -> the same, each clip whose max-abs reaches 2^100 scaled by a power of two."""
+    if wave.numel() == 0:
+        return wave
+    peak = wave.abs().flatten(1).amax(dim=1).double()
+    _, exponent = torch.frexp(peak)  # peak = m * 2^exponent, 0.5 <= m < 1
+    excess = (exponent - PEAK_LIMIT_EXPONENT).clamp(min=0)
+    if not bool(excess.any()):
+        return wave
+    scale = torch.ldexp(torch.ones_like(peak), -excess).to(wave.dtype)  # exact: 2^-k, k <= 924
+    return wave * scale[:, None, None]
 
 
 def _apply_channel_policy(wave: torch.Tensor, channels: int, policy: str) -> torch.Tensor:
@@ -193,14 +255,27 @@ def _device(model: HearWavJEPA) -> torch.device:
 
 def _standardise(windows: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Zero-mean / unit-std (unbiased, + 1e-5) per window over channels x valid samples;
-    samples past `valid` (W,) become 0."""
+    samples past `valid` (W,) become 0. Each window is first scaled by a power of two so its
+    max-abs lies in [0.5, 1), and the 1e-5 alike: the result is bit-identical to the plain formula
+    wherever that does not overflow, and finite for every finite input."""
     length = windows.shape[-1]
     keep = (torch.arange(length, device=windows.device)[None] < valid[:, None])[:, None]
     count = (valid * windows.shape[1]).clamp(min=1).to(windows.dtype)[:, None, None]
-    mean = (windows * keep).sum(dim=(1, 2), keepdim=True) / count
-    centred = (windows - mean) * keep
+    windows = windows * keep
+    _, exponent = torch.frexp(windows.abs().amax(dim=(1, 2), keepdim=True))
+    # 2^-exponent in two factors, each a normal float32 for every float32 exponent
+    first, second = _power_of_two(-(exponent // 2)), _power_of_two(exponent // 2 - exponent)
+    scaled = windows * first * second
+    eps = torch.full_like(first, 1e-5) * first * second
+    mean = scaled.sum(dim=(1, 2), keepdim=True) / count
+    centred = (scaled - mean) * keep
     var = centred.pow(2).sum(dim=(1, 2), keepdim=True) / (count - 1).clamp(min=1)
-    return centred / (var.sqrt() + 1e-5)
+    return centred / (var.sqrt() + eps)
+
+
+def _power_of_two(k: torch.Tensor) -> torch.Tensor:
+    """2^k as float32, built from its bits (exact); k (int32) must lie in [-126, 127]."""
+    return ((k.to(torch.int32) + 127) << 23).view(torch.float32)
 
 
 def _run(model: HearWavJEPA, windows: torch.Tensor, frames_valid: torch.Tensor) -> torch.Tensor:

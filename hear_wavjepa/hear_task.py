@@ -1,8 +1,10 @@
 """The HEAR task-folder format (hear-preprocess layout, docs/hear-protocol.md): read, check, write.
 
 A task folder holds `task_metadata.json`, `labelvocabulary.csv` (`idx,label`), one `<split>.json`
-per split and `<sample_rate>/<split>/<file>.wav`. `load_task` checks all of it and returns a frozen
-`Task`; every problem raises `TaskError` (a ValueError) naming the file and what is wrong.
+per split and `<sample_rate>/<split>/<file>.wav`. `load_task` checks all of it, every wav header
+included (rate, frames, one channel count per task), and returns a frozen `Task`; every problem
+raises `TaskError` (a ValueError) naming the file and what is wrong. `audit_task` adds warnings
+(the same clip in two folds) and, deep, reads the samples (NaN or Inf refused, silence noted).
 `write_task_files` and `write_wav` write the same layout (the builders and the tests use them):
 JSON with sorted keys and PCM-16 wavs, so the same inputs give identical bytes.
 """
@@ -10,6 +12,7 @@ JSON with sorted keys and PCM-16 wavs, so the same inputs give identical bytes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -197,25 +200,58 @@ def _events(path: Path, name: str, value: Any, duration_ms: float | None) -> tup
     return tuple(events)
 
 
-def _check_wav(path: Path, sample_rate: int, duration: float | None) -> None:
-    if not path.is_file():
-        raise TaskError(path, "wav named in the split file is missing")
-    try:
-        info = soundfile.info(str(path))
-    except (RuntimeError, soundfile.LibsndfileError) as err:
-        raise TaskError(path, f"unreadable wav ({err})") from err
-    if info.samplerate != sample_rate:
-        raise TaskError(path, f"sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
-    if duration is not None and abs(info.frames - round(duration * sample_rate)) > 1:
+class _Headers:
+    """Checks each wav header against the task: its rate folder, its frames against
+    `sample_duration` (and against the same clip at other rates), one channel count per task."""
+
+    def __init__(self, duration: float | None):
+        self.duration = duration
+        self.channels: dict[int, list[Path]] = {}  # channel count -> the wavs that have it
+        self.seconds: dict[tuple[str, str], tuple[float, int, Path]] = {}
+
+    def check(self, path: Path, rate: int, split: str, name: str) -> None:
+        if not path.is_file():
+            raise TaskError(path, "wav named in the split file is missing")
+        try:
+            info = soundfile.info(str(path))
+        except (RuntimeError, soundfile.LibsndfileError) as err:
+            raise TaskError(path, f"unreadable wav ({err})") from err
+        if info.samplerate != rate:
+            raise TaskError(path, f"sample rate {info.samplerate} Hz, expected {rate} Hz")
+        if info.frames <= 0:
+            raise TaskError(path, "frames: 0 (the wav holds no audio)")
+        if self.duration is not None and abs(info.frames - round(self.duration * rate)) > 1:
+            raise TaskError(
+                path,
+                f"frames: {info.frames}, expected {self.duration} s = "
+                f"{round(self.duration * rate)} (sample_duration of task_metadata.json)",
+            )
+        self.channels.setdefault(info.channels, []).append(path)
+        seconds = info.frames / rate
+        other, other_rate, other_path = self.seconds.setdefault(
+            (split, name), (seconds, rate, path)
+        )
+        if abs(seconds - other) > 2.0 / min(rate, other_rate):
+            raise TaskError(
+                path,
+                f"frames: {info.frames} = {seconds:.4f} s, but {other_path} lasts {other:.4f} s",
+            )
+
+    def finish(self) -> None:
+        """Refuse a task whose clips differ in channel count, naming a clip of the rarer count."""
+        if len(self.channels) < 2:
+            return
+        usual = max(self.channels, key=lambda n: len(self.channels[n]))
+        odd = min(self.channels, key=lambda n: len(self.channels[n]))
         raise TaskError(
-            path, f"{info.frames} samples, expected {duration} s = {round(duration * sample_rate)}"
+            self.channels[odd][0],
+            f"channels: {odd}, but {len(self.channels[usual])} other clip(s) of the task have "
+            f"{usual} (e.g. {self.channels[usual][0]}); a task needs one channel count",
         )
 
 
-def _read_metadata(meta_path: Path) -> tuple[dict[str, Any], float | None, list]:
-    """task_metadata.json, checked: (metadata, sample_duration, evaluation metrics)."""
-    if not meta_path.is_file():
-        raise TaskError(meta_path, "not a HEAR task folder: task_metadata.json is missing")
+def _read_metadata(meta_path: Path) -> dict[str, Any]:
+    """`task_metadata.json`, its required keys and value types checked."""
     meta = read_json(meta_path)
     if not isinstance(meta, dict):
         raise TaskError(meta_path, "must hold a JSON object")
@@ -234,41 +270,38 @@ def _read_metadata(meta_path: Path) -> tuple[dict[str, Any], float | None, list]
     if not isinstance(evaluation, list) or not evaluation:
         raise TaskError(meta_path, f"evaluation must be a non-empty list, got {evaluation!r}")
     duration = meta.get("sample_duration")
-    if duration is not None and (not isinstance(duration, (int, float)) or duration <= 0):
+    numeric = isinstance(duration, (int, float)) and not isinstance(duration, bool)
+    if duration is not None and not (numeric and math.isfinite(duration) and duration > 0):
         raise TaskError(
-            meta_path, f"sample_duration must be positive seconds or null: {duration!r}"
+            meta_path,
+            f"sample_duration must be a finite positive number of seconds or null, "
+            f"got {duration!r}",
         )
-    return meta, duration, evaluation
+    return meta
 
 
 def _read_split(
-    path: Path,
-    split: str,
-    meta: dict[str, Any],
-    vocab: set[str],
+    path: Path, split: str, meta: dict[str, Any], vocab: set[str], audio: _Headers | None,
     rates: tuple[int, ...],
-    duration: float | None,
-    check_audio: bool,
-) -> tuple[Clip, ...]:
-    """The clips of `<split>.json`, their labels checked against the vocabulary and their wavs
-    (at every rate of `rates`) checked to exist, or opened and checked with `check_audio`."""
-    is_event = meta["embedding_type"] == "event"
-    multiclass = meta["prediction_type"] == "multiclass"
-    duration_ms = None if duration is None else float(duration) * 1000.0
+) -> tuple[Clip, ...]:  # fmt: skip
+    """The clips of `<split>.json`; each wav of `rates` must exist (`audio`: its header checked)."""
     split_path = path / f"{split}.json"
     table = read_json(split_path)
     if not isinstance(table, dict):
         raise TaskError(split_path, "must hold a JSON object {filename: labels}")
     if not table:
         raise TaskError(split_path, "the split has no clips")
-    split_clips = []
+    duration = meta.get("sample_duration")
+    duration_ms = None if duration is None else float(duration) * 1000.0
+    clips = []
     for name in sorted(table):
         if "/" in name or not name.endswith(".wav"):
             raise TaskError(split_path, f"{name!r} is not a bare .wav filename")
-        if is_event:
+        if meta["embedding_type"] == "event":
             events = _events(split_path, name, table[name], duration_ms)
             used, scene = {e.label for e in events}, ()
         else:
+            multiclass = meta["prediction_type"] == "multiclass"
             scene = _scene_labels(split_path, name, table[name], multiclass)
             used, events = set(scene), ()
         unknown = sorted(used - vocab)
@@ -276,39 +309,41 @@ def _read_split(
             raise TaskError(split_path, f"{name}: labels {unknown} are not in labelvocabulary.csv")
         for rate in rates:
             wav = path / str(rate) / split / name
-            if check_audio:
-                _check_wav(wav, rate, duration)
+            if audio is not None:
+                audio.check(wav, rate, split, name)
             elif not wav.is_file():
                 raise TaskError(wav, "wav named in the split file is missing")
-        split_clips.append(Clip(name, scene, events))
-    return tuple(split_clips)
+        clips.append(Clip(name, scene, events))
+    return tuple(clips)
 
 
 def load_task(path: Path | str, sample_rate: int | None = None, check_audio: bool = True) -> Task:
     """Read and validate the HEAR task folder `path`.
 
     `sample_rate` names the audio rate whose wavs must all exist and be readable (default: every
-    rate folder present). `check_audio=False` skips opening the wavs (existence is still checked).
-    Raises TaskError naming the file and the problem.
+    rate folder present). `check_audio` reads every wav's header (rate, frames, channels); with
+    False only their existence is checked. Raises TaskError naming the file and the problem.
     """
     path = Path(path)
     if not path.is_dir():
         raise TaskError(path, "not a directory")
-    meta, duration, evaluation = _read_metadata(path / "task_metadata.json")
-    splits, nfolds = metadata_splits(path / "task_metadata.json", meta)
+    meta_path = path / "task_metadata.json"
+    if not meta_path.is_file():
+        raise TaskError(meta_path, "not a HEAR task folder: task_metadata.json is missing")
+    meta = _read_metadata(meta_path)
+    splits, nfolds = metadata_splits(meta_path, meta)
     labels = read_vocabulary(path / "labelvocabulary.csv")
-
     rates = tuple(sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()))
     if not rates:
         raise TaskError(path, "no <sample_rate>/ audio folder")
-    wanted = rates if sample_rate is None else (sample_rate,)
     if sample_rate is not None and sample_rate not in rates:
         raise TaskError(path / str(sample_rate), f"audio folder is missing (present: {rates})")
-    clips = {
-        split: _read_split(path, split, meta, set(labels), wanted, duration, check_audio)
-        for split in splits
-    }
-
+    wanted = rates if sample_rate is None else (sample_rate,)
+    duration = meta.get("sample_duration")
+    audio = _Headers(duration) if check_audio else None
+    clips = {s: _read_split(path, s, meta, set(labels), audio, wanted) for s in splits}
+    if audio is not None:
+        audio.finish()
     return Task(
         path=path,
         task_name=str(meta["task_name"]),
@@ -320,7 +355,7 @@ def load_task(path: Path | str, sample_rate: int | None = None, check_audio: boo
         nfolds=nfolds,
         splits=splits,
         sample_duration=None if duration is None else float(duration),
-        evaluation=tuple(str(m) for m in evaluation),
+        evaluation=tuple(str(m) for m in meta["evaluation"]),
         labels=labels,
         sample_rates=rates,
         clips=clips,
@@ -361,3 +396,60 @@ def write_wav(root: Path, rate: int, split: str, name: str, audio: np.ndarray) -
     path = wav_target(root, rate, split, name)
     soundfile.write(path, audio, rate, subtype="PCM_16", format="WAV")
     return path
+
+
+def check_samples(path: Path | str, audio: np.ndarray) -> str | None:
+    """Raise TaskError naming `path` if `audio` (frames, channels) holds NaN or Inf; return a
+    warning if it is all zeros (silent), else None."""
+    finite = np.isfinite(audio)
+    if not finite.all():
+        frame = int(np.argwhere(~finite)[0][0])
+        raise TaskError(
+            path, f"samples: {int((~finite).sum())} NaN or Inf value(s), the first at frame {frame}"
+        )
+    if not np.any(audio):
+        return f"{path}: samples: the clip is silent (all zeros)"
+    return None
+
+
+def audit_task(task: Task, deep: bool = False) -> list[str]:
+    """Warnings about a loaded task: the same clip in two splits (by name; with `deep` also by
+    content). `deep` reads every wav's samples: NaN or Inf raise TaskError, silence warns."""
+    kind = "folds" if task.nfolds else "splits"
+    rate = task.sample_rates[0]
+    warnings, first_split = [], {}
+    for split in task.splits:
+        for clip in task.clips[split]:
+            first = first_split.setdefault(clip.filename, split)
+            if first != split:
+                twin = task.path / str(rate) / first / clip.filename
+                warnings.append(
+                    f"{twin} and {task.wav_path(split, clip, rate)}: the same clip in two {kind}"
+                )
+    if deep:
+        warnings += _audit_samples(task, kind)
+    return warnings
+
+
+def _audit_samples(task: Task, kind: str) -> list[str]:
+    """Read every wav: non-finite samples raise, silence and equal audio in two splits warn."""
+    warnings: list[str] = []
+    seen: dict[str, tuple[str, Path]] = {}
+    for rate in task.sample_rates:
+        for split in task.splits:
+            for clip in task.clips[split]:
+                path = task.wav_path(split, clip, rate)
+                try:
+                    audio, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+                except (RuntimeError, soundfile.LibsndfileError) as err:
+                    raise TaskError(path, f"unreadable wav ({err})") from err
+                silent = check_samples(path, audio)
+                if silent:
+                    warnings.append(silent)
+                if silent or rate != task.sample_rates[0]:
+                    continue
+                digest = hashlib.sha256(audio.tobytes()).hexdigest()
+                twin_split, twin = seen.setdefault(digest, (split, path))
+                if twin_split != split and twin.name != path.name:
+                    warnings.append(f"{twin} and {path}: the same audio in two {kind}")
+    return warnings

@@ -1,15 +1,24 @@
-"""Import the reference's Lightning checkpoints (labhamlet/wavjepa key layout, docs/model.md)."""
+"""Import the reference's checkpoints (labhamlet/wavjepa key layout, docs/model.md).
+
+`import_reference` maps a hub snapshot, a Lightning checkpoint or a plain state dict (read by
+`hear_wavjepa.hub`) to this package's model in memory; `convert_reference` writes the result as a
+sealed `.safetensors` checkpoint. An imported Nat model records the reference's `interleaved`
+mask order unless told otherwise.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from hear_wavjepa.checkpoint import CheckpointError, load_strict, save_checkpoint
+from hear_wavjepa.hub import ReferenceWeights, read_reference_weights
 from hear_wavjepa.model.config import (
     CROP_SAMPLES,
     WAVJEPA_CONV_LAYERS,
@@ -41,25 +50,8 @@ POSITIONAL_KEYS = ("pos_encoding_encoder", "pos_encoding_decoder")
 
 
 def read_reference(path: str | os.PathLike, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
-    """The tensors of a reference `.ckpt`, loaded with `weights_only=True` unless trusted."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: cannot be read with torch.load(weights_only=True) because it pickles "
-            f"objects other than tensors ({str(exc).splitlines()[0]}). Loading it would execute "
-            "code from the file; if you trust its origin, pass trust_pickle=True "
-            "(CLI: --trust-pickle)"
-        ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
-    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: holds no state_dict of tensors")
-    return {k.replace("_orig_mod.", ""): v for k, v in state.items()}
+    """The reference-named tensors of a checkpoint file or hub snapshot folder."""
+    return read_reference_weights(path, trust_pickle).state
 
 
 def map_keys(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
@@ -74,13 +66,32 @@ def map_keys(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Ten
                 break
         else:
             unknown.append(key)
+    if unknown and not mapped:
+        raise CheckpointError(
+            f"{source}: not a WavJEPA checkpoint: none of its {len(unknown)} keys is in the "
+            f"reference layout ({_listed(unknown)})"
+        )
     if unknown:
-        raise CheckpointError(f"{source}: keys not in the reference layout: {sorted(unknown)[:10]}")
+        raise CheckpointError(f"{source}: keys not in the reference layout: {_listed(unknown)}")
     return mapped
 
 
-def infer_config(state: dict[str, torch.Tensor], source: str) -> WavJEPAConfig:
-    """The architecture implied by the tensor shapes (strides follow the wav2vec2 layout)."""
+def _listed(keys: list[str], shown: int = 10) -> str:
+    keys = sorted(keys)
+    more = f", ... ({len(keys)} in all)" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def infer_config(
+    state: dict[str, torch.Tensor],
+    source: str,
+    hints: dict[str, Any] | None = None,
+    hints_source: str = "the architecture description",
+) -> WavJEPAConfig:
+    """The architecture implied by the tensor shapes. `hints` (from a hub config.json or Lightning
+    hyper_parameters) supply what shapes cannot tell: heads and conv strides; where they also
+    give a width or depth it must agree with the tensors."""
+    hints = hints or {}
     channels = 2 if any(k.startswith("extract_audio.cnns.") for k in state) else 1
     prefix = "extract_audio.cnns.0." if channels == 2 else "extract_audio.cnn."
     convs = sorted(
@@ -88,28 +99,55 @@ def infer_config(state: dict[str, torch.Tensor], source: str) -> WavJEPAConfig:
         for k, v in state.items()
         if (m := re.fullmatch(re.escape(prefix) + r"(\d+)\.0\.weight", k))
     )
-    if len(convs) != len(WAVJEPA_CONV_LAYERS):
+    if not convs:
         raise CheckpointError(
-            f"{source}: expected {len(WAVJEPA_CONV_LAYERS)} conv layers, found {len(convs)}"
+            f"{source}: not a WavJEPA checkpoint: no conv front end (extract_audio.cnn.* or "
+            f"extract_audio.cnns.*); its keys: {_listed(list(state))}"
         )
+    strides = [s for _, _, s in hints.get("conv_layers", WAVJEPA_CONV_LAYERS)]
+    if len(convs) != len(strides):
+        raise CheckpointError(f"{source}: expected {len(strides)} conv layers, found {len(convs)}")
     conv_layers = tuple(
         (int(shape[0]), int(shape[2]), stride)
-        for (_, shape), (_, _, stride) in zip(convs, WAVJEPA_CONV_LAYERS, strict=True)
+        for (_, shape), stride in zip(convs, strides, strict=True)
     )
+    if tuple(hints.get("conv_layers", conv_layers)) != conv_layers:
+        raise CheckpointError(
+            f"{source}: conv layers (channels, kernel, stride) are {list(conv_layers)} in the "
+            f"weights but {list(hints['conv_layers'])} in {hints_source}"
+        )
 
-    def stack(name: str, head_dim: int) -> TransformerConfig:
+    def stack(name: str, ours: str, head_dim: int) -> TransformerConfig:
         depth = len(
             {int(m.group(1)) for k in state if (m := re.match(rf"{name}\.layers\.(\d+)\.", k))}
         )
         dim = int(state[f"{name}.norm.weight"].shape[0])
         mlp = int(state[f"{name}.layers.0.linear1.weight"].shape[0])
-        return TransformerConfig(dim=dim, depth=depth, heads=max(1, dim // head_dim), mlp_dim=mlp)
+        found = {"dim": dim, "depth": depth, "mlp": mlp}
+        hint = dict(hints.get(ours, {}))
+        if hint.get("dim", dim) != dim:
+            hint = {}  # e.g. hyper_parameters edited after saving (the reference's "large")
+        for key, value in found.items():
+            if hint.get(key, value) != value:
+                raise CheckpointError(
+                    f"{source}: {ours} {key} is {value} in the weights but {hint[key]} in "
+                    f"{hints_source}"
+                )
+        heads = hint.get("heads", max(1, dim // head_dim))
+        return TransformerConfig(dim=dim, depth=depth, heads=heads, mlp_dim=mlp)
 
     try:
-        encoder = stack("encoder", 64)  # 768 -> 12 heads, 1024 -> 16
-        predictor = stack("decoder", 32) if "decoder.norm.weight" in state else None
+        encoder = stack("encoder", "encoder", 64)  # 768 -> 12 heads, 1024 -> 16
+        predictor = stack("decoder", "predictor", 32) if "decoder.norm.weight" in state else None
     except KeyError as exc:
         raise CheckpointError(f"{source}: missing transformer tensor {exc}") from exc
+    except ValueError as exc:  # heads that do not divide the width
+        raise CheckpointError(f"{source}: impossible architecture: {exc}") from exc
+    if hints.get("in_channels", channels) != channels:
+        raise CheckpointError(
+            f"{source}: {hints_source} says {hints['in_channels']} channels, the weights hold "
+            f"{channels} conv stacks"
+        )
     fields = {
         "in_channels": channels,
         "conv_layers": conv_layers,
@@ -122,21 +160,33 @@ def infer_config(state: dict[str, torch.Tensor], source: str) -> WavJEPAConfig:
     return WavJEPAConfig(**fields)
 
 
-def convert_reference(
-    ckpt: str | os.PathLike,
-    out: str | os.PathLike,
+@dataclass(frozen=True)
+class Imported:
+    """A reference checkpoint mapped to this package: our config, kind and tensor names."""
+
+    config: WavJEPAConfig
+    kind: str  # "wavjepa" (with predictor and teacher) or "encoder"
+    tensors: dict[str, torch.Tensor]
+    weights: ReferenceWeights
+
+
+def import_reference(
+    path: str | os.PathLike,
     trust_pickle: bool = False,
     config: WavJEPAConfig | None = None,
-) -> Path:
-    """Reference Lightning `.ckpt` -> our `.safetensors`; strict: every tensor must find its place.
-
-    A checkpoint with predictor and teacher gives a full training model ("wavjepa"); one with only
-    the inference path gives an "encoder" checkpoint.
-    """
-    source = str(ckpt)
-    state = read_reference(ckpt, trust_pickle)
-    config = config or infer_config(state, source)
+    nat_order: str = "interleaved",
+) -> Imported:
+    """A hub snapshot (folder or weights file), Lightning or plain reference checkpoint, mapped
+    and checked in memory; strict: every tensor must find its place. A Nat model records
+    `nat_order` (the reference trained with "interleaved")."""
+    weights = read_reference_weights(path, trust_pickle)
+    source = str(weights.source)
+    state = weights.state
     tensors = map_keys(state, source)
+    config = config or infer_config(state, source, weights.hints, weights.hints_source)
+    if config.in_channels == 2:
+        masking = dataclasses.replace(config.masking, nat_order=nat_order)
+        config = dataclasses.replace(config, masking=masking)
     _check_positional(state, config, source)
     if any(k.startswith(("predictor.", "teacher.")) for k in tensors):
         model, kind = WavJEPA(config), "wavjepa"
@@ -144,8 +194,26 @@ def convert_reference(
         model, kind = AudioEncoder(config), "encoder"
         tensors = {k.removeprefix("encoder."): v for k, v in tensors.items()}
     load_strict(model, tensors, source)
+    return Imported(config, kind, model.state_dict(), weights)
+
+
+def convert_reference(
+    ckpt: str | os.PathLike,
+    out: str | os.PathLike,
+    trust_pickle: bool = False,
+    config: WavJEPAConfig | None = None,
+    nat_order: str = "interleaved",
+) -> Path:
+    """A reference checkpoint (see `import_reference`) -> our sealed `.safetensors`.
+
+    A checkpoint with predictor and teacher gives a full training model ("wavjepa"); one with only
+    the inference path gives an "encoder" checkpoint.
+    """
+    imported = import_reference(ckpt, trust_pickle, config, nat_order)
+    weights = imported.weights
+    extra = {"converted_from": weights.source.name, "layout": weights.layout}
     return save_checkpoint(
-        out, model.state_dict(), config, kind=kind, extra={"converted_from": Path(source).name}
+        out, imported.tensors, imported.config, kind=imported.kind, step=weights.step, extra=extra
     )
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: HEAR task folders (written with the package's own task-folder writer), tree
-digests, the tiny scene banks, and the `requires_synth` marker.
+digests, the tiny scene banks, and the `requires_synth` marker. Test modules that need a factory
+at import time (e.g. inside a subprocess helper) import the plain functions from here.
 
 Markers (pyproject.toml): `slow` on tests that take more than ~5 s on 2 cores (the fast loop is
 `./nox.sh -s tests -- -m "not slow"`); `requires_synth` skips a test when espeak-ng or fluidsynth
@@ -9,6 +10,7 @@ Markers (pyproject.toml): `slow` on tests that take more than ~5 s on 2 cores (t
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -78,6 +80,27 @@ def write_noise_task(
             audio = (0.1 * rng.standard_normal(round(duration * SAMPLE_RATE))).astype(np.float32)
             write_wav(root, SAMPLE_RATE, split, name, audio)
     return root
+
+
+def write_mini_pair(root: Path) -> Path:
+    """Two small tasks under the folder names of mini suite tasks (one TVT, one 3-fold), 6 clips
+    per split and 3 labels; returns `root`."""
+    labels = ("a", "b", "c")
+    table = {s: {f"{s}_{i}.wav": [labels[i % 3]] for i in range(6)} for s in TVT}
+    write_noise_task(root / "mini_keywords-v1-full", labels=labels, table=table)
+    folds = {f"fold{k:02d}": {f"f{k}_{i}.wav": [labels[i % 3]] for i in range(6)} for k in range(3)}
+    write_noise_task(root / "mini_drums-v1-full", labels=labels, nfolds=3, table=folds)
+    return root
+
+
+def remove_clips(task: Path, split: str, count: int) -> None:
+    """Drop the last `count` clips of `split` from a task folder (split JSON and WAV files)."""
+    table = json.loads((task / f"{split}.json").read_text())
+    for name in list(table)[-count:]:
+        del table[name]
+        for wav in task.glob(f"*/{split}/{name}"):
+            wav.unlink()
+    (task / f"{split}.json").write_text(json.dumps(table))
 
 
 def write_tone_task(

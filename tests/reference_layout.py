@@ -1,8 +1,13 @@
-"""The reference's (labhamlet/wavjepa) module naming, rebuilt from stock torch.nn modules."""
+"""The reference's (labhamlet/wavjepa) module naming, rebuilt from stock torch.nn modules, and
+the three files users hold it in: a hub snapshot, a Lightning checkpoint and a plain state dict."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from hear_wavjepa.model.positions import positional_table
@@ -37,7 +42,7 @@ def reference_transformer(cfg) -> nn.TransformerEncoder:
 
 
 class ReferenceLikeJEPA(nn.Module):
-    """The reference's module naming (spec §13), built from stock torch.nn modules."""
+    """The reference's module naming, built from stock torch.nn modules."""
 
     def __init__(self, config) -> None:
         super().__init__()
@@ -78,3 +83,68 @@ class ReferenceLikeJEPA(nn.Module):
             feats.append(x.transpose(1, 2))
         x = self.post_extraction_mapper(self.feature_norms(torch.cat(feats, dim=1)))
         return self.encoder.train()(x + self.pos_encoding_encoder)
+
+
+def _layer_cfg(cfg) -> dict:
+    """A transformer layer config as the reference keeps it (activation is an nn.GELU object)."""
+    return {
+        "d_model": cfg.dim,
+        "nhead": cfg.heads,
+        "batch_first": True,
+        "norm_first": False,
+        "bias": True,
+        "dim_feedforward": cfg.mlp_dim,
+        "dropout": 0.0,
+        "activation": nn.GELU(),
+        "layer_norm_eps": 1e-6,
+    }
+
+
+def write_hub_snapshot(reference: ReferenceLikeJEPA, folder: Path, config_json: bool = True):
+    """A hub snapshot folder: model.safetensors with `model.`-prefixed keys and config.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {f"model.{k}": v.detach().clone() for k, v in reference.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    if config_json:
+        config = reference.config
+        spec = " + ".join(f"[{tuple(layer)}]" for layer in config.conv_layers)
+        data = {"extractor_config": {"conv_layers_spec": spec, "in_channels": config.in_channels}}
+        for name, cfg in (("encoder", config.encoder), ("decoder", config.predictor)):
+            layer = {k: v for k, v in _layer_cfg(cfg).items() if k != "activation"}
+            data[f"{name}_layers_cfg"] = layer
+            data[f"{name}_cfg"] = {"num_layers": cfg.depth, "enable_nested_tensor": False}
+        (folder / "config.json").write_text(json.dumps(data, indent=2))
+    return folder / "model.safetensors"
+
+
+def write_lightning(reference: ReferenceLikeJEPA, path: Path, hparams: dict | None = None):
+    """A Lightning checkpoint of the reference: compiled extractor keys (`_orig_mod.`) and
+    hyper_parameters holding nn.GELU objects, as `save_hyperparameters` stores them."""
+    config = reference.config
+    state = {
+        k.replace("extract_audio.", "extract_audio._orig_mod."): v
+        for k, v in reference.state_dict().items()
+    }
+    default = {
+        "transformer_encoder_layers_cfg": _layer_cfg(config.encoder),
+        "transformer_encoder_cfg": {"num_layers": config.encoder.depth, "mask_check": True},
+        "transformer_decoder_layers_cfg": _layer_cfg(config.predictor),
+        "transformer_decoder_cfg": {"num_layers": config.predictor.depth, "mask_check": True},
+        "adam_betas": (0.9, 0.98),
+        "lr": 4e-4,
+        "in_channels": config.in_channels,
+        "size": "base",
+    }
+    blob = {
+        "epoch": 3,
+        "global_step": 1234,
+        "pytorch-lightning_version": "2.5.0",
+        "state_dict": state,
+        "hyper_parameters": {**default, **(hparams or {})},
+        "optimizer_states": [],
+        "lr_schedulers": [],
+        "callbacks": {},
+        "loops": {},
+    }
+    torch.save(blob, path)
+    return path

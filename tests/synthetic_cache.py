@@ -77,9 +77,17 @@ def event_cache(
     hop_ms: float = 50.0,
     dim: int = 8,
     noise: float = 0.3,
+    constant_dims: int = 0,
+    event_frames: tuple[int, int] | None = None,
+    cache_name: str = "cache",
+    **extra: object,
 ) -> Path:
     """A finished event cache: 2 labels, each file with a few events; frame embeddings carry the
-    active labels as +3 on one dimension per label, plus Gaussian noise."""
+    active labels as +3 on one dimension per label, plus Gaussian noise, then `constant_dims`
+    dimensions that are 1 on every frame. An event lasts [low, high) frames (`event_frames`,
+    default [10, frames / 2)); `extra` goes into the task metadata. Task folder `tmp/task`,
+    cache `tmp/<cache_name>`."""
+    low, high = event_frames or (10, frames // 2)
     labels = ["a", "b"]
     split_json: dict[str, dict[str, list]] = {}
     frames_of: dict[tuple[str, str], np.ndarray] = {}
@@ -92,9 +100,10 @@ def event_cache(
             x = rng.normal(0, noise, (frames, dim)).astype(np.float32)
             for c, label in enumerate(labels):
                 start = float(rng.integers(0, frames // 2)) * hop_ms
-                length = float(rng.integers(10, frames // 2)) * hop_ms
+                length = float(rng.integers(low, high)) * hop_ms
                 events.append({"label": label, "start": start, "end": start + length})
                 x[(ts >= start) & (ts < start + length + 0.0001), c] += 3.0
+            x = np.concatenate([x, np.ones((frames, constant_dims), np.float32)], axis=1)
             split_json[split][name] = events
             frames_of[(split, name)] = x
     task = write_task_folder(
@@ -104,9 +113,43 @@ def event_cache(
         "event",
         "multilabel",
         ("event_onset_200ms_fms", "segment_1s_er"),
+        **extra,
     )
-    writer = CacheWriter(task, tmp / "cache")
+    writer = CacheWriter(task, tmp / cache_name)
     for (split, name), x in frames_of.items():
         writer.write_event(split, name, x, ts)
     writer.finalise()
-    return tmp / "cache"
+    return tmp / cache_name
+
+
+#: A grid (task_specific_param_grid over `faster`) whose points with lr 10 predict no events at
+#: their first validation on `no_events_cache`. heareval's shuffle (seed 42) gives the order
+#: (lr, initialization): (10, normal), (0.01, uniform), (0.01, normal), (10, uniform).
+#: (heareval takes this grid from the metadata as is: it holds no initialization, whose values
+#: heareval's own grid gives as functions.)
+NO_EVENTS_LR = 10.0
+NO_EVENTS_GRID = {
+    "hidden_layers": [0],
+    "hidden_dim": [64],
+    "patience": [3],
+    "lr": [NO_EVENTS_LR, 1e-2],
+    "max_epochs": [10],
+}
+
+
+def no_events_cache(tmp: Path, cache_name: str = "cache") -> Path:
+    """An event cache where a grid point predicts no events: rare events (4 to 8 frames of 80),
+    no noise and 3 constant dimensions. The first Adam step moves every weight by lr against its
+    gradient's sign, so at lr 10 the bias and the constant dimensions pull every logit far below 0
+    (no event: onset F is NaN), while lr 0.01 keeps predicting events."""
+    return event_cache(
+        tmp,
+        np.random.default_rng(0),
+        noise=0.0,
+        dim=2,
+        constant_dims=3,
+        event_frames=(4, 9),
+        cache_name=cache_name,
+        task_name="synth_no_events",
+        evaluation_params={"task_specific_param_grid": NO_EVENTS_GRID},
+    )

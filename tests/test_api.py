@@ -160,6 +160,7 @@ def test_layer_option_reads_intermediate_layers():
         (torch.zeros(1, 1, 1, 16_000), "shape"),
         (torch.zeros(2, 16_000, dtype=torch.int16), "floating point"),
         (torch.zeros(2, 0), "0 samples"),
+        (torch.zeros(2, 0, 16_000), "0 channels"),
         (
             torch.tensor([[0.0] * 500, [0.0] * 499 + [float("nan")]]),
             r"NaN or Inf in clip\(s\) \[1\]",
@@ -187,6 +188,9 @@ def test_bad_options_raise_clear_errors():
         load_model(preset="tiny", channel_policy="left")
     with pytest.raises(ValueError, match="unknown preset"):
         load_model(preset="gigantic")
+    for layers in (True, [1, True], "first", []):  # a bool is not a layer index
+        with pytest.raises(ValueError, match="layers must be"):
+            load_model(preset="tiny", layers=layers)
 
 
 def test_float64_input_gives_float32_output(mono):
@@ -226,3 +230,45 @@ def test_twenty_minute_clip_embeds_in_bounded_memory():
     frames, growth_mb = out.stdout.split()
     assert int(frames) == (20 * 60 * 16000 - 240) // 160 + 1
     assert float(growth_mb) < 1024, f"peak RSS grew by {growth_mb} MB"
+
+
+def _plain_standardise(windows: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The window standardisation written directly (overflows above ~1e17 in float32)."""
+    keep = (torch.arange(windows.shape[-1])[None] < valid[:, None])[:, None]
+    count = (valid * windows.shape[1]).clamp(min=1).to(windows.dtype)[:, None, None]
+    mean = (windows * keep).sum(dim=(1, 2), keepdim=True) / count
+    centred = (windows - mean) * keep
+    var = centred.pow(2).sum(dim=(1, 2), keepdim=True) / (count - 1).clamp(min=1)
+    return centred / (var.sqrt() + 1e-5)
+
+
+def test_standardisation_is_the_plain_formula_and_cannot_overflow():
+    from hear_wavjepa.api import _standardise
+
+    generator = torch.Generator().manual_seed(3)
+    windows = (
+        torch.randn(4, 2, 32_159, generator=generator)
+        * torch.tensor([1e-3, 0.3, 1.0, 7.0])[:, None, None]
+    )
+    valid = torch.tensor([32_159, 20_000, 500, 1])
+    assert torch.equal(_standardise(windows, valid), _plain_standardise(windows, valid))
+    huge = windows[:1] / windows[:1].abs().max() * 3e38
+    assert not torch.isfinite(_plain_standardise(huge, valid[:1])).all()  # the old failure
+    out = _standardise(huge, valid[:1])
+    expected = _plain_standardise(huge.double(), valid[:1]).float()
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("peak", "dtype"), [(3e38, torch.float32), (1e300, torch.float64), (1e-44, torch.float32)]
+)
+def test_finite_input_of_any_amplitude_gives_finite_output(mono, nat, peak, dtype):
+    audio = _audio(2, 20_000, channels=2).to(dtype)
+    scaled = audio / audio.abs().max() * peak
+    assert torch.isfinite(scaled).all()
+    for model in (mono, nat):  # mono averages the two channels, Nat reads them natively
+        emb, _ = get_timestamp_embeddings(scaled, model)
+        assert torch.isfinite(emb).all()
+        if peak > 1:  # loud input standardises to the same signal (the 1e-5 is negligible)
+            reference, _ = get_timestamp_embeddings(audio.float(), model)
+            torch.testing.assert_close(emb, reference, atol=2e-4, rtol=1e-3)

@@ -111,7 +111,7 @@ def test_reference_layout_imports_to_identical_outputs(tmp_path, name):
     config = preset(name)
     reference = ReferenceLikeJEPA(config)
     state = reference.state_dict()
-    # torch.compile'd extractors carry an `_orig_mod.` prefix (spec §13)
+    # torch.compile'd extractors carry an `_orig_mod.` prefix (docs/model.md)
     state = {k.replace("extract_audio.", "extract_audio._orig_mod."): v for k, v in state.items()}
     torch.save({"state_dict": state, "global_step": 375_000}, tmp_path / "ref.ckpt")
     out = convert_reference(tmp_path / "ref.ckpt", tmp_path / "ours.safetensors")
@@ -151,3 +151,68 @@ def test_broken_reference_files(tmp_path):
     torch.save({"state_dict": {"something.else": torch.zeros(1)}}, tmp_path / "odd.ckpt")
     with pytest.raises(CheckpointError, match="odd.ckpt"):
         convert_reference(tmp_path / "odd.ckpt", tmp_path / "o.safetensors")
+
+
+def _header_end(data: bytes) -> int:
+    return 8 + int.from_bytes(data[:8], "little")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        (b'\\"sample_rate\\": 16000', b'\\"sample_rate\\": 44100', "config"),
+        (b'"step":"42"', b'"step":"43"', "step"),
+        (b'"created_by":"hear-wavjepa', b'"created_by":"hear-wavjepX', "created_by"),
+        (b'\\"note\\": \\"x\\"', b'\\"note\\": \\"y\\"', "extra"),
+    ],
+)
+def test_edited_header_fields_are_refused_by_name(tmp_path, tiny, old, new, field):
+    """The sweep's reproduction: a header byte edit that keeps the file valid safetensors."""
+    path = save_checkpoint(
+        tmp_path / "m.safetensors", tiny.state_dict(), tiny.config, step=42, extra={"note": "x"}
+    )
+    data = path.read_bytes()
+    end = _header_end(data)
+    assert data[:end].count(old) == 1, data[:end]
+    path.write_bytes(data[:end].replace(old, new) + data[end:])
+    with pytest.raises(
+        CheckpointError, match=rf"m\.safetensors: header field '{field}' was edited"
+    ):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match=f"'{field}'"):
+        load_model(str(path))
+
+
+def _rewrite_header(path, change) -> None:
+    """Rewrite `path` with its header passed through `change` (tensors kept)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        header = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(path), metadata=change(header))
+
+
+def test_malformed_and_unsealed_headers(tmp_path, tiny, capsys):
+    from hear_wavjepa.checkpoint import SEAL, seal_header
+
+    path = save_checkpoint(tmp_path / "m.safetensors", tiny.state_dict(), tiny.config, step=1)
+    _rewrite_header(path, lambda h: seal_header({**h, "format_version": "x"}))
+    with pytest.raises(CheckpointError, match=r"m\.safetensors: header field 'format_version'"):
+        read_checkpoint(path)
+    _rewrite_header(path, lambda h: seal_header({**h, "format_version": "1", "step": "-3"}))
+    with pytest.raises(CheckpointError, match="header field 'step' is malformed"):
+        read_checkpoint(path)
+    _rewrite_header(path, lambda h: {**h, "step": "1", "added": "1"})
+    with pytest.raises(CheckpointError, match="header field 'added' was added"):
+        read_checkpoint(path)
+    # a file written before the seal: loads, with one line on stderr
+    _rewrite_header(path, lambda h: {k: v for k, v in h.items() if k not in (SEAL, "added")})
+    capsys.readouterr()
+    ckpt = read_checkpoint(path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "written before checkpoint headers were sealed" in err[0]
+    assert ckpt.metadata["sealed"] is False and ckpt.metadata["step"] == 1
+    fresh = save_checkpoint(tmp_path / "n.safetensors", tiny.state_dict(), tiny.config)
+    assert read_checkpoint(fresh).metadata["sealed"] is True

@@ -9,13 +9,17 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
+from conftest import write_noise_task as write_task
 
 from hear_wavjepa.evaluation import embed as embed_module
 from hear_wavjepa.evaluation.embed import ContractError, ModuleSpec, embed_task
+from hear_wavjepa.filelock import FileLock
 from hear_wavjepa.hear_task import TaskError
 
 TINY = ModuleSpec("hear_wavjepa", options={"preset": "tiny"})
@@ -139,8 +143,18 @@ def test_bad_modules_and_tasks(hear_task, tmp_path):
         ModuleSpec("hear_wavjepa", channels="left")
 
 
-def test_a_rebuilt_task_gets_a_fresh_cache(hear_task, tmp_path):
-    task = hear_task(tmp_path / "toy-v0-full")
+def test_nan_samples_are_refused_naming_the_file(tmp_path):
+    task = write_task(tmp_path / "toy-v0-full")
+    wav = task / "16000" / "valid" / "valid_1.wav"
+    audio = np.full(8000, 0.1, dtype=np.float32)
+    audio[100] = np.nan
+    soundfile.write(wav, audio, 16000, subtype="FLOAT")
+    with pytest.raises(TaskError, match=r"valid_1\.wav: samples: 1 NaN or Inf value\(s\)"):
+        embed_task(NAIVE, task, progress=False)
+
+
+def test_a_rebuilt_task_gets_a_fresh_cache(tmp_path):
+    task = write_task(tmp_path / "toy-v0-full")
     first = embed_task(NAIVE, task, progress=False).out_dir
     (task / "train.json").write_text(json.dumps({"train_0.wav": ["dog"], "train_1.wav": ["dog"]}))
     second = embed_task(NAIVE, task, progress=False)
@@ -211,3 +225,22 @@ def test_cli_embed(hear_task, tmp_path, capsys):
     assert main(["embed", "--module", "hear_wavjepa.baselines.naive", "--task", str(task)]) == 0
     assert "6 clips" in capsys.readouterr().out
     assert Path(tmp_path / "home" / "embeddings").is_dir()
+
+
+def test_a_locked_cache_waits_for_its_owner(tmp_path, capsys):
+    task = write_task(tmp_path / "toy-v0-full")
+    out = embed_module.cache_dir(NAIVE, embed_module.load_task(task))
+    held = FileLock(embed_module.lock_path(out))
+    held.acquire()  # as another process embedding this task would
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(embed_task(NAIVE, task, progress=False))
+    )
+    worker.start()
+    worker.join(1.5)
+    assert worker.is_alive() and not (out / ".done.embeddings").exists()
+    held.release()
+    worker.join(60)
+    assert results[0].clips == 6 and (out / ".done.embeddings").is_file()
+    assert "which embeds this task" in capsys.readouterr().out
+    assert not embed_module.lock_path(out).exists()

@@ -254,5 +254,7 @@ def test_score_command_writes_and_reuses_scores_json(tmp_path, capsys):
     assert main([*args, "--protocols", "mlp"]) == 0  # stored and unchanged: reused
     assert (cache / "scores.json").stat().st_mtime_ns == stamp
     assert "mlp" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown protocols"):
-        main([*args, "--protocols", "svm"])
+    assert main([*args, "--protocols", "svm"]) == 2  # a user error: one line, exit 2
+    assert capsys.readouterr().err.strip() == (
+        "hear-wavjepa score: error: --protocols 'svm': choose from mlp, linear, knn"
+    )

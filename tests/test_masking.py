@@ -1,4 +1,4 @@
-"""The time-inverse block masker against the statistics of spec §5.2."""
+"""The time-inverse block masker against the reference's mask statistics (docs/model.md)."""
 
 from __future__ import annotations
 

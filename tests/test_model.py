@@ -37,7 +37,7 @@ def test_parameter_counts_match_the_reference(name, trainable, inference, teache
 
 def test_positional_tables_are_frozen_buffers_not_parameters():
     counts = count_parameters("base")
-    assert counts["positional"] == 200 * 768 + 200 * 384  # 230,400 as in spec §4
+    assert counts["positional"] == 200 * 768 + 200 * 384  # 230,400 (docs/model.md)
     assert count_parameters("base-nat")["positional"] == 2 * 230_400
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import write_mini_pair
 
 from hear_wavjepa.cli import main as cli
 from hear_wavjepa.evaluation.models import parse_model
@@ -28,15 +29,7 @@ def _home(tmp_path, monkeypatch):
 @pytest.fixture()
 def tasks_dir(hear_task, tmp_path):
     """Two small tasks under the folder names of mini suite tasks (one TVT, one 3-fold)."""
-    root = tmp_path / "tasks"
-    labels = ("a", "b", "c")
-    table = {
-        s: {f"{s}_{i}.wav": [labels[i % 3]] for i in range(6)} for s in ("train", "valid", "test")
-    }
-    hear_task(root / "mini_keywords-v1-full", labels=labels, table=table, duration=0.5)
-    folds = {f"fold{k:02d}": {f"f{k}_{i}.wav": [labels[i % 3]] for i in range(6)} for k in range(3)}
-    hear_task(root / "mini_drums-v1-full", labels=labels, nfolds=3, table=folds, duration=0.5)
-    return root
+    return write_mini_pair(tmp_path / "tasks")
 
 
 def test_model_ids_are_readable_stable_and_distinct(tmp_path):
@@ -66,8 +59,10 @@ def test_bad_models_suites_and_task_dirs(tmp_path):
         parse_model(str(tmp_path / "missing.safetensors"))
     with pytest.raises(ValueError, match="not JSON"):
         parse_model("hear_wavjepa:{preset: tiny}")
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        parse_model("some/path.pt")  # a reference checkpoint's suffix: a file, not a module
     with pytest.raises(ValueError, match="not a module name"):
-        parse_model("some/path.pt")
+        parse_model("some/path")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="unknown suite"):
         run_eval("esc", [parse_model(NAIVE)], tasks_dir=tmp_path / "empty")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from synthetic_cache import event_cache, scene_cache
 
 from hear_wavjepa.evaluation.cache import load_cached_task
 from hear_wavjepa.evaluation.knn import KnnSettings, knn_votes, run_knn
-from hear_wavjepa.evaluation.linear import LinearSettings, run_linear
+from hear_wavjepa.evaluation.linear import LinearSettings, _rank, run_linear
 
 LABELS = ["c0", "c1", "c2", "c3"]
 SIZES = {"fold00": 240, "fold01": 240, "fold02": 240}
@@ -92,3 +94,10 @@ def test_probes_on_event_task(tmp_path):
 def test_knn_rejects_bad_settings(separable):
     with pytest.raises(ValueError, match="k >= 1"):
         run_knn(separable, KnnSettings(k=0))
+
+
+def test_linear_ranks_an_undefined_validation_score_last():
+    nan = math.nan
+    assert _rank(nan, True) < _rank(0.0, True) < _rank(0.5, True)
+    assert _rank(nan, False) < _rank(0.9, False) < _rank(0.1, False)  # an error rate
+    assert not _rank(nan, True) < _rank(nan, True)  # the first NaN epoch is kept over a later one

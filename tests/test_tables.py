@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 
 import pytest
 
-from hear_wavjepa.evaluation.report import PUBLISHED
+from hear_wavjepa.evaluation.report import PUBLISHED, robustness_table, suite_table
 from hear_wavjepa.evaluation.tables import (
     NOT_APPLICABLE,
+    UNDEFINED,
+    UNDEFINED_NOTE,
     Cell,
+    has_undefined,
     markdown,
     parse_published,
     robustness,
     s_of_m,
 )
+from hear_wavjepa.suite import suite_tasks
 
 
 def test_s_of_m_hand_computed():
@@ -104,3 +110,58 @@ def test_markdown_layout():
         "| n | -2.0 | – |  |",
         "| z | 0.0 | 0.0 |  |",
     ]
+
+
+def test_undefined_cell_prints_a_mark():
+    nan = math.nan
+    assert Cell(nan).text() == UNDEFINED == "undef.†"
+    assert Cell(nan, nan, folds=5).text() == UNDEFINED
+    rows = [("m", {"a": Cell(nan)}), ("n", {"a": Cell(0.5)})]
+    assert markdown(rows, [("a", "A")]).splitlines()[2] == f"| m | {UNDEFINED} |"
+    assert has_undefined(rows) and not has_undefined(rows[1:])
+    assert "nan" not in markdown(rows, [("a", "A")])
+
+
+def test_s_of_m_counts_an_undefined_score_as_zero():
+    nan = math.nan
+    scores = {
+        "naive": {"a": Cell(0.2), "b": Cell(0.5)},
+        "m1": {"a": Cell(nan), "b": Cell(0.9)},  # a: undefined -> 0, never the ceiling; b: 1
+        "m2": {"a": Cell(0.6), "b": Cell(0.7)},  # a: 0.4/0.4 = 1; b: 0.2/0.4 = 0.5
+    }
+    result = s_of_m(scores, ["a", "b"], floor="naive")
+    assert result["m1"] == pytest.approx(50.0)
+    assert result["m2"] == pytest.approx(75.0)
+    # an undefined floor: the task is left out for every model, as a missing floor score
+    scores["naive"]["a"] = Cell(nan)
+    result = s_of_m(scores, ["a", "b"], floor="naive")
+    assert result["m1"] == pytest.approx(100.0) and result["m2"] == pytest.approx(50.0)
+
+
+def _store(results, suite, model, values):
+    """A model's stored linear-probe fold means (scores.json) in a suite's results dir."""
+    model_dir = results / suite / model
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.json").write_text(json.dumps({"name": model}))
+    for task, value in values.items():
+        entry = {"result": {"test_score_mean": value, "folds": {"fold00": {}}}, "settings": {}}
+        (model_dir / task).mkdir()
+        (model_dir / task / "scores.json").write_text(json.dumps({"linear": entry}))
+
+
+def test_report_explains_undefined_cells(tmp_path):
+    tasks = [t.folder for t in suite_tasks("mini")][:2]
+    _store(tmp_path, "mini", "hear-naive", dict(zip(tasks, [0.2, 0.4], strict=True)))
+    _store(tmp_path, "mini", "model-x", dict(zip(tasks, [math.nan, 0.8], strict=True)))
+    text = suite_table("mini", tmp_path, "linear")
+    row = next(line for line in text.splitlines() if line.startswith("| model-x"))
+    assert UNDEFINED in row and "nan" not in row
+    assert f"- {UNDEFINED_NOTE}" in text.splitlines()
+    assert f"undefined score ({UNDEFINED}) counts as 0" in text
+    assert "| 50.0 |" in row  # s(m): (0 + 1) / 2 tasks
+    _store(tmp_path, "mini-nat", "model-x", dict(zip(tasks, [0.5, 0.6], strict=True)))
+    delta = robustness_table(tmp_path, "linear", "mini", "mini-nat")
+    assert UNDEFINED in delta and UNDEFINED_NOTE in delta
+    defined = tmp_path / "defined"
+    _store(defined, "mini", "hear-naive", dict(zip(tasks, [0.2, 0.4], strict=True)))
+    assert UNDEFINED_NOTE not in suite_table("mini", defined, "linear")

@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pytest
 import soundfile
+from conftest import digest as tree_digest
+from conftest import write_noise_task as write_task
 
 from hear_wavjepa.audio import SAMPLE_RATE as SR
 from hear_wavjepa.builders.mini.build import build_mini
-from hear_wavjepa.hear_task import TaskError, load_task
+from hear_wavjepa.cli import main
+from hear_wavjepa.hear_task import TaskError, audit_task, load_task
 
 
 def test_reads_a_scene_task(hear_task, tmp_path):
@@ -182,12 +185,114 @@ def test_failed_build_damages_nothing_already_written(hear_task, tree_digest, tm
     assert [p.name for p in out.iterdir()] == ["toy-v1-full"]
 
 
-def test_cli_check_and_refusal(hear_task, tmp_path, capsys):
-    from hear_wavjepa.cli import main
-
-    root = hear_task(tmp_path / "toy-v0-full", nfolds=3)
+def test_cli_check_and_refusal(tmp_path, capsys):
+    root = write_task(tmp_path / "toy-v0-full", nfolds=3)
     assert main(["tasks", "check", str(root)]) == 0
     out = capsys.readouterr().out
     assert "ok toy-v0-full: scene/multiclass, 2 labels, top1_acc, fold00=2" in out
-    with pytest.raises(ValueError, match="not empty"):
-        main(["tasks", "build-mini", str(tmp_path), "--scale", "0.01"])
+    before = tree_digest(tmp_path)
+    assert main(["tasks", "build-mini", str(tmp_path), "--scale", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hear-wavjepa tasks build-mini: error: ") and "not empty" in err
+    assert main(["tasks", "build-mini", str(tmp_path), "--overwrite", "--only", "nope"]) == 2
+    assert "--only: unknown task(s) ['nope']" in capsys.readouterr().err
+    assert tree_digest(tmp_path) == before
+
+
+def _rewrite_wav(path, audio, subtype="PCM_16"):
+    soundfile.write(path, audio, SR, subtype=subtype)
+
+
+def _set_meta(root, **changes):
+    meta = json.loads((root / "task_metadata.json").read_text())
+    meta.update(changes)
+    (root / "task_metadata.json").write_text(json.dumps(meta))  # NaN is written as NaN
+
+
+def test_stereo_wav_in_a_mono_task_names_the_file(tmp_path, capsys):
+    root = write_task(tmp_path / "t")
+    stereo = root / "16000" / "valid" / "valid_1.wav"
+    _rewrite_wav(stereo, np.zeros((8000, 2), np.float32))
+    with pytest.raises(TaskError, match=r"valid_1\.wav: channels: 2, but 5 other clip\(s\)"):
+        load_task(root)
+    assert main(["tasks", "check", str(root)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    assert lines[0].startswith(f"hear-wavjepa tasks check: error: {stereo}: channels: 2")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0, -1.0, True, "0.5"])
+def test_sample_duration_must_be_finite_positive(tmp_path, bad, capsys):
+    root = write_task(tmp_path / "t")
+    _set_meta(root, sample_duration=bad)
+    with pytest.raises(TaskError, match=r"task_metadata.json: sample_duration must be a finite"):
+        load_task(root)
+    assert main(["tasks", "check", str(root)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and f"{root / 'task_metadata.json'}: sample_duration" in line
+
+
+def test_frames_are_checked_against_other_rates_and_emptiness(tmp_path):
+    root = write_task(tmp_path / "t")
+    _set_meta(root, sample_duration=None)
+    for wav in sorted((root / "16000").rglob("*.wav")):
+        low = root / "8000" / wav.parent.name / wav.name
+        low.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(low, np.zeros(4000, np.float32), 8000)
+    assert load_task(root).sample_rates == (8000, 16000)
+    soundfile.write(root / "8000" / "test" / "test_1.wav", np.zeros(3000, np.float32), 8000)
+    with pytest.raises(
+        TaskError, match=r"test_1\.wav: frames: 8000 = 0.5000 s, but .*lasts 0.3750"
+    ):
+        load_task(root)
+    assert load_task(root, sample_rate=16000).sample_rates == (8000, 16000)
+    _rewrite_wav(root / "16000" / "train" / "train_0.wav", np.zeros(0, np.float32))
+    with pytest.raises(TaskError, match=r"train_0\.wav: frames: 0"):
+        load_task(root, sample_rate=16000)
+
+
+def test_nan_samples_are_found_by_deep_check_naming_the_file(tmp_path, capsys):
+    root = write_task(tmp_path / "t")
+    bad = root / "16000" / "test" / "test_0.wav"
+    audio = np.full(8000, 0.1, np.float32)
+    audio[123] = np.nan
+    _rewrite_wav(bad, audio, subtype="FLOAT")
+    task = load_task(root)  # the header is fine
+    assert audit_task(task) == []
+    with pytest.raises(
+        TaskError, match=r"test_0\.wav: samples: 1 NaN or Inf value\(s\), the first at frame 123"
+    ):
+        audit_task(task, deep=True)
+    assert main(["tasks", "check", str(root)]) == 0
+    assert main(["tasks", "check", "--deep", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    problem = "samples: 1 NaN or Inf value(s), the first at frame 123"
+    assert err == f"hear-wavjepa tasks check: error: {bad}: {problem}"
+
+
+def test_same_clip_in_two_folds_is_a_warning_naming_both(tmp_path, capsys):
+    table = {"fold00": {"a.wav": ["cat"], "b.wav": ["dog"]}, "fold02": {"a.wav": ["cat"]}}
+    root = write_task(tmp_path / "k", nfolds=3, table=table)
+    first, second = (root / "16000" / f / "a.wav" for f in ("fold00", "fold02"))
+    assert audit_task(load_task(root)) == [f"{first} and {second}: the same clip in two folds"]
+    assert main(["tasks", "check", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ok k: ")
+    assert captured.err == (
+        f"hear-wavjepa tasks check: warning: {first} and {second}: the same clip in two folds\n"
+    )
+
+
+def test_deep_check_warns_of_silence_and_equal_audio_in_two_folds(tmp_path):
+    root = write_task(tmp_path / "k", nfolds=3)
+    silent = root / "16000" / "fold01" / "fold01_0.wav"
+    _rewrite_wav(silent, np.zeros(8000, np.float32))
+    copy = root / "16000" / "fold02" / "fold02_1.wav"
+    copy.write_bytes((root / "16000" / "fold00" / "fold00_0.wav").read_bytes())
+    task = load_task(root)
+    assert audit_task(task) == []
+    assert audit_task(task, deep=True) == [
+        f"{silent}: samples: the clip is silent (all zeros)",
+        f"{root / '16000' / 'fold00' / 'fold00_0.wav'} and {copy}: the same audio in two folds",
+    ]

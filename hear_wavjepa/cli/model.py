@@ -1,4 +1,4 @@
-"""CLI: `hear-wavjepa convert` (reference .ckpt -> .safetensors) and `hear-wavjepa init`."""
+"""CLI: `hear-wavjepa convert` (reference checkpoint -> .safetensors) and `hear-wavjepa init`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,20 @@ from hear_wavjepa.cli import command
 
 
 def _convert_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ckpt", help="reference Lightning checkpoint (.ckpt)")
+    parser.add_argument(
+        "ckpt",
+        help="reference checkpoint: a hub snapshot folder or its model.safetensors / "
+        "pytorch_model.bin, a Lightning .ckpt, or a plain state dict (.pt, .safetensors)",
+    )
     parser.add_argument("out", help="output .safetensors file")
     parser.add_argument("--preset", help="architecture to assume instead of inferring it")
+    parser.add_argument(
+        "--nat-order",
+        choices=("interleaved", "aligned"),
+        default="interleaved",
+        help="Nat mask order to record (default: interleaved, the order the reference trained "
+        "with; aligned masks both ears at the same times)",
+    )
     parser.add_argument(
         "--trust-pickle",
         action="store_true",
@@ -20,13 +31,27 @@ def _convert_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("convert", "import a reference (labhamlet/wavjepa) Lightning checkpoint", _convert_args)
+@command(
+    "convert",
+    "import a reference (labhamlet/wavjepa) checkpoint: hub snapshot, Lightning or plain",
+    _convert_args,
+)
 def convert(args: argparse.Namespace) -> int:
+    from hear_wavjepa.checkpoint import CheckpointError
     from hear_wavjepa.model.presets import preset
     from hear_wavjepa.reference import convert_reference
 
-    config = preset(args.preset) if args.preset else None
-    out = convert_reference(args.ckpt, args.out, trust_pickle=args.trust_pickle, config=config)
+    try:
+        config = preset(args.preset) if args.preset else None
+    except ValueError as exc:
+        raise CheckpointError(f"--preset: {exc}") from exc
+    out = convert_reference(
+        args.ckpt,
+        args.out,
+        trust_pickle=args.trust_pickle,
+        config=config,
+        nat_order=args.nat_order,
+    )
     print(f"wrote {out}")
     return 0
 

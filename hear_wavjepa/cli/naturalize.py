@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hear_wavjepa.cli import command
+from hear_wavjepa.cli import UsageError, command
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +25,28 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 @command("naturalize", "write a 2-channel reverberant noisy (Nat-HEAR) copy of a HEAR task",
          _configure)  # fmt: skip
 def naturalize_command(args: argparse.Namespace) -> int:
-    from hear_wavjepa.scenes.naturalize import DEFAULT_CONFIG, load_nat_config, naturalize
+    from hear_wavjepa.hear_task import load_task
+    from hear_wavjepa.scenes.naturalize import (
+        DEFAULT_CONFIG,
+        STATE,
+        default_out,
+        load_nat_config,
+        naturalize,
+    )
 
-    config = load_nat_config(args.config or DEFAULT_CONFIG, seed=args.seed, snr=args.snr,
-                             rt60=args.rt60)  # fmt: skip
+    if args.workers < 0:
+        raise UsageError(f"--workers must be >= 0 (0 = all cores), got {args.workers}")
+    try:  # load_nat_config only reads and checks the settings
+        config = load_nat_config(args.config or DEFAULT_CONFIG, seed=args.seed, snr=args.snr,
+                                 rt60=args.rt60)  # fmt: skip
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    load_task(args.task)  # TaskError names the file
+    out = args.out if args.out is not None else default_out(args.task)
+    if out.resolve() == args.task.resolve():
+        raise UsageError(f"{out}: the output folder must differ from the input task folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / STATE).is_file():
+        raise UsageError(f"{out} exists and is not a naturalize output folder (no {STATE})")
     out = naturalize(args.task, args.out, config, workers=args.workers,
                      progress=not args.no_progress)  # fmt: skip
     print(f"naturalized {args.task} -> {out}")

@@ -12,6 +12,7 @@ Every file is written atomically; a clip whose `.embedding.npy` exists is finish
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import random
@@ -34,6 +35,15 @@ from hear_wavjepa.hear_task import (
 DONE_MARKER = ".done.embeddings"
 EMBEDDING_SUFFIX = ".embedding.npy"
 COPIED_FILES = ("task_metadata.json", "labelvocabulary.csv")
+
+
+def content_digest(folder: Path | str, splits: Sequence[str]) -> str:
+    """12 hex digits of sha256 over a task's metadata, vocabulary and split files in `folder`: the
+    same for the task folder and its cache dir (which holds copies), other when clips change."""
+    digest = hashlib.sha256()
+    for name in (*COPIED_FILES, *(f"{s}.json" for s in splits)):
+        digest.update(name.encode() + b"\0" + (Path(folder) / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def check_finite(array: np.ndarray, where: str) -> None:
@@ -338,3 +348,10 @@ def load_cached_task(path: Path | str) -> CachedTask:
         raise ValueError(f"{path}: splits have different embedding sizes {dims}")
     labels = read_vocabulary(path / "labelvocabulary.csv")
     return CachedTask(path, metadata, labels, splits, {})
+
+
+def cache_digest(path: Path | str) -> str:
+    """The `content_digest` of the task a cache dir (or task folder) holds."""
+    path = Path(path)
+    splits, _ = metadata_splits(path / "task_metadata.json", read_json(path / "task_metadata.json"))
+    return content_digest(path, splits)

@@ -15,6 +15,8 @@ import os
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,8 +29,9 @@ from tqdm import tqdm
 
 from hear_wavjepa.atomicio import write_json
 from hear_wavjepa.audio import resample
-from hear_wavjepa.evaluation.cache import CacheWriter
-from hear_wavjepa.hear_task import Clip, Task, load_task
+from hear_wavjepa.evaluation.cache import DONE_MARKER, CacheWriter, content_digest
+from hear_wavjepa.filelock import FileLock
+from hear_wavjepa.hear_task import Clip, Task, TaskError, check_samples, load_task
 from hear_wavjepa.paths import embeddings_dir
 
 #: what the harness does to a task's channels BEFORE the module sees the audio
@@ -70,7 +73,7 @@ class ModuleSpec:
         parts = [self.module]
         if self.model_path:
             stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.model_path).stem)[:40]
-            parts.append(f"{stem}-{file_digest(self.model_path)[:12]}")
+            parts.append(f"{stem}-{file_digest(weights_file(self.model_path))[:12]}")
         if self.options:
             blob = json.dumps(self.options, sort_keys=True)
             readable = ",".join(f"{k}-{v}" for k, v in sorted(self.options.items()))
@@ -80,7 +83,7 @@ class ModuleSpec:
         return "__".join(parts)
 
     def describe(self) -> dict[str, Any]:
-        digest = file_digest(self.model_path) if self.model_path else None
+        digest = file_digest(weights_file(self.model_path)) if self.model_path else None
         return {
             "module": self.module,
             "model_path": self.model_path,
@@ -88,6 +91,15 @@ class ModuleSpec:
             "options": self.options,
             "channels": self.channel_policy,
         }
+
+
+def weights_file(path: str | os.PathLike) -> Path:
+    """The file holding the weights: `path`, or the weights file of a hub snapshot folder."""
+    if Path(path).is_dir():
+        from hear_wavjepa.hub import snapshot_weights
+
+        return snapshot_weights(Path(path))
+    return Path(path)
 
 
 _DIGESTS: dict[tuple[str, float, int], str] = {}
@@ -150,10 +162,7 @@ def cache_dir(spec: ModuleSpec, task: Task, root: Path | None = None) -> Path:
 
 def task_digest(task: Task) -> str:
     """12 hex digits of sha256 over the task's metadata, vocabulary and split files."""
-    digest = hashlib.sha256()
-    for name in ("task_metadata.json", "labelvocabulary.csv", *(f"{s}.json" for s in task.splits)):
-        digest.update(name.encode() + b"\0" + (task.path / name).read_bytes())
-    return digest.hexdigest()[:12]
+    return content_digest(task.path, task.splits)
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,8 @@ def read_clip(task: Task, split: str, clip: Clip, sample_rate: int) -> np.ndarra
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, OSError) as exc:
-        raise ValueError(f"{path}: unreadable audio: {exc}") from exc
+        raise TaskError(path, f"unreadable audio: {exc}") from exc
+    check_samples(path, audio)  # NaN / Inf: an error naming this file, not a batch index
     audio = audio.T
     if rate != sample_rate:
         audio = resample(torch.from_numpy(audio), rate, sample_rate).numpy()
@@ -234,6 +244,26 @@ def _check_output(spec: ModuleSpec, model, names: list[str], emb, ts, samples: i
             )
 
 
+def lock_path(out_dir: Path) -> Path:
+    """The lock file of a cache dir, beside it: `<cache dir>.lock`."""
+    return out_dir.with_name(out_dir.name + ".lock")
+
+
+@contextmanager
+def _cache_lock(out: Path, rank: int, world: int) -> Iterator[None]:
+    """Hold the cache dir's lock (rank 0 takes it for all ranks; a second run waits)."""
+    lock = FileLock(lock_path(out)) if rank == 0 else None
+    if lock is not None:
+        lock.acquire(notify=lambda m: tqdm.write(f"{m}, which embeds this task"))
+    try:
+        if world > 1:
+            torch.distributed.barrier()
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def embed_task(
     spec: ModuleSpec,
     task_dir: str | os.PathLike,
@@ -241,63 +271,79 @@ def embed_task(
     device: str | None = None,
     progress: bool = True,
 ) -> EmbedResult:
-    """Embed every clip of `task_dir` not yet cached, then consolidate the cache."""
+    """Embed every clip of `task_dir` not yet cached, then consolidate the cache.
+
+    The module is imported and loaded before anything is written; the cache dir is locked while
+    clips are embedded, so a second process waits and then finds the cache complete.
+    """
     start = time.perf_counter()
     task = load_task(task_dir)
     out = Path(out_dir) if out_dir else cache_dir(spec, task)
+    if (out / DONE_MARKER).exists():
+        return EmbedResult(out, 0, time.perf_counter() - start)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("gloo")
-    writer = CacheWriter(task.path, out)
-    if writer.done:
-        return EmbedResult(out, 0, time.perf_counter() - start)
-    if rank == 0:
-        write_json(out / "embedding-source.json", spec.describe())
     module = import_hear_module(spec.module)
     local = int(os.environ.get("LOCAL_RANK", 0))
     dev = torch.device(device or (f"cuda:{local}" if torch.cuda.is_available() else "cpu"))
     model = load_hear_model(spec, module, dev)
+    with _cache_lock(out, rank, world):
+        writer = CacheWriter(task.path, out)
+        if writer.done:  # another process finished it while this one waited
+            return EmbedResult(out, 0, time.perf_counter() - start)
+        if rank == 0:
+            write_json(out / "embedding-source.json", spec.describe())
+        done = sum(
+            _embed_split(spec, module, model, dev, task, writer, split, progress)
+            for split in task.splits
+        )
+        if world > 1:
+            torch.distributed.barrier()
+        if rank == 0:
+            writer.finalise()
+        if world > 1:
+            torch.distributed.barrier()
+    return EmbedResult(out, done, time.perf_counter() - start)
+
+
+def _embed_split(spec, module, model, dev, task, writer, split, progress) -> int:
+    """Embed this rank's unfinished clips of `split`; returns how many."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     rate = int(model.sample_rate)
     event = task.embedding_type == "event"
+    by_name = {c.filename: c for c in task.clips[split]}
+    # Shard the full, stable clip list (not the pending one, which other ranks change).
+    unfinished = set(writer.pending(split))
+    pending = [c.filename for c in task.clips[split][rank::world] if c.filename in unfinished]
+    lengths = {}
+    for name in pending:
+        info = sf.info(task.wav_path(split, by_name[name], max(task.sample_rates)))
+        lengths[name] = round(info.frames * rate / info.samplerate)
+    bar = tqdm(
+        total=len(pending),
+        desc=f"{task.name} {split}",
+        unit="clip",
+        disable=not progress or rank != 0,
+        leave=False,
+    )
     done = 0
-    for split in task.splits:
-        by_name = {c.filename: c for c in task.clips[split]}
-        # Shard the full, stable clip list (not the pending one, which other ranks change).
-        unfinished = set(writer.pending(split))
-        pending = [c.filename for c in task.clips[split][rank::world] if c.filename in unfinished]
-        lengths = {}
-        for name in pending:
-            info = sf.info(task.wav_path(split, by_name[name], max(task.sample_rates)))
-            lengths[name] = round(info.frames * rate / info.samplerate)
-        bar = tqdm(
-            total=len(pending),
-            desc=f"{task.name} {split}",
-            unit="clip",
-            disable=not progress or rank != 0,
-            leave=False,
-        )
-        for names in _batches(lengths, rate):
-            audio = [read_clip(task, split, by_name[n], rate) for n in names]
-            length = min(a.shape[-1] for a in audio)
-            batch = _as_input([a[..., :length] for a in audio], spec.channel_policy).to(dev)
-            with torch.no_grad():
-                if event:
-                    emb, ts = module.get_timestamp_embeddings(batch, model)
-                else:
-                    emb, ts = module.get_scene_embeddings(batch, model), None
-            _check_output(spec, model, names, emb, ts, length)
-            for i, name in enumerate(names):
-                if event:
-                    writer.write_event(split, name, emb[i].cpu().numpy(), ts[i].cpu().numpy())
-                else:
-                    writer.write_scene(split, name, emb[i].cpu().numpy())
-            done += len(names)
-            bar.update(len(names))
-        bar.close()
-    if world > 1:
-        torch.distributed.barrier()
-    if rank == 0:
-        writer.finalise()
-    if world > 1:
-        torch.distributed.barrier()
-    return EmbedResult(out, done, time.perf_counter() - start)
+    for names in _batches(lengths, rate):
+        audio = [read_clip(task, split, by_name[n], rate) for n in names]
+        length = min(a.shape[-1] for a in audio)
+        batch = _as_input([a[..., :length] for a in audio], spec.channel_policy).to(dev)
+        with torch.no_grad():
+            if event:
+                emb, ts = module.get_timestamp_embeddings(batch, model)
+            else:
+                emb, ts = module.get_scene_embeddings(batch, model), None
+        _check_output(spec, model, names, emb, ts, length)
+        for i, name in enumerate(names):
+            if event:
+                writer.write_event(split, name, emb[i].cpu().numpy(), ts[i].cpu().numpy())
+            else:
+                writer.write_scene(split, name, emb[i].cpu().numpy())
+        done += len(names)
+        bar.update(len(names))
+    bar.close()
+    return done

@@ -5,7 +5,8 @@ seeded 42 once per task and the first `grid_points` are trained on fold 0; the b
 score) is retrained on every other fold and all are tested. Each MLP is Linear → BatchNorm1d →
 Dropout → ReLU per hidden layer and an output Linear, xavier-initialised, trained with Adam at
 batch 1024 with no shuffling, early-stopped on the primary validation score counted in validation
-checks, and tested with its best checkpoint.
+checks (a NaN score, an event task's onset F when no event is predicted, stops it at once), and
+tested with its best checkpoint.
 
 Two modes. `batched` (default) trains all grid points of one architecture at once as a stack of
 weights (G, in, out) with batched matmuls; grid point g of fold f draws its initialisation and
@@ -159,8 +160,9 @@ class TrainedPoint:
 
 @dataclass
 class _Watch:
-    """Lightning's ModelCheckpoint (a strict improvement replaces; NaN is never kept) and
-    EarlyStopping (patience counted in validation checks; a non-finite value stops)."""
+    """Lightning 1.x's ModelCheckpoint (a strict improvement replaces; NaN is stored as the
+    worst value, so it is kept only from the first check) and EarlyStopping (patience counted in
+    validation checks; a non-finite value, e.g. a NaN onset F, stops at once)."""
 
     maximize: bool
     patience: int

@@ -3,12 +3,14 @@
 Scene tasks use the clip embedding (the module's time mean); event tasks are probed frame by frame
 and scored on events made with heareval's post-processing (chosen on validation). Adam (lr 1e-3),
 cosine annealing per epoch down to 0.1 × lr, 10 epochs, batch 32 (shuffled by a seeded generator),
-validation every epoch, the best epoch's weights tested; seed 42. Same folds as the HEAR protocol.
+validation every epoch (a NaN validation score ranks last), the best epoch's weights tested;
+seed 42. Same folds as the HEAR protocol.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -64,11 +66,18 @@ def train_probe(
             opt.step()
         sched.step()
         value, post = scorer.validate(predict_logits(model, valid.x, 4096), valid)
-        better = best is None or (value > best[1] if scorer.maximize else value < best[1])
-        if better:
+        if best is None or _rank(value, scorer.maximize) > _rank(best[1], scorer.maximize):
             best = (copy.deepcopy(model), value, epoch, post)
     assert best is not None
     return best
+
+
+def _rank(value: float, maximize: bool) -> float:
+    """A validation value as a key where larger is better; NaN (e.g. onset F when no event is
+    predicted) ranks below every number, so the first epoch with a score wins over it."""
+    if math.isnan(value):
+        return -math.inf
+    return value if maximize else -value
 
 
 def run_linear(

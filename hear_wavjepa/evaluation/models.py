@@ -1,9 +1,10 @@
 """Models to evaluate: parsing `--models` entries and their stable, readable ids.
 
-An entry is `[NAME=]TARGET` where TARGET is a checkpoint file (`x.safetensors`, evaluated through
-`hear_wavjepa`), `MODULE` (any importable HEAR module) or `MODULE:{json options}`. The model id is
-NAME plus a short hash of the weights digest, the options and the channel policy, so two option
-sets never share an id and the same model always gets the same one.
+An entry is `[NAME=]TARGET` where TARGET is a checkpoint (a `.safetensors`, `.ckpt`, `.bin` or
+`.pt` file, or a hub snapshot folder; evaluated through `hear_wavjepa`), `MODULE` (any importable
+HEAR module) or `MODULE:{json options}`. The model id is NAME plus a short hash of the weights
+digest, the options and the channel policy, so two option sets never share an id and the same
+model always gets the same one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hear_wavjepa.evaluation.embed import ModuleSpec
+
+#: files evaluated through hear_wavjepa: its own checkpoints, and reference checkpoints (a hub
+#: snapshot's weights, a Lightning .ckpt, a plain torch file), which it imports in memory
+WEIGHTS_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt")
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,8 @@ def parse_model(text: str, channels: str = "auto") -> ModelEntry:
     """`[NAME=]TARGET` -> ModelEntry (see the module docstring)."""
     name, _, target = text.partition("=") if _looks_named(text) else ("", "", text)
     module, options = target, {}
-    if target.endswith(".safetensors"):
-        if not Path(target).is_file():
+    if target.endswith(WEIGHTS_SUFFIXES) or Path(target).is_dir():
+        if not Path(target).exists():
             raise ValueError(f"{target}: checkpoint not found")
         spec = ModuleSpec("hear_wavjepa", target, {}, channels)
         return ModelEntry(name or _clean(Path(target).stem), spec)

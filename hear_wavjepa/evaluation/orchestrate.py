@@ -2,22 +2,41 @@
 
 Results live in `results/<suite>/<model id>/<task folder>/scores.json`; a stored score is reused,
 so adding a model evaluates only that model, and an interrupted run resumes where it stopped.
-A stored score made with other settings is never replaced silently: pass `rerun=True`.
+A stored score made with other settings, or on other content of the task (its digest differs), is
+never replaced silently: pass `rerun=True`. Per-task facts every run shares live beside the models
+and are merged, never replaced, by a run on some of the tasks: `chance.json` (the chance score) and
+`task-digests.json` (the digest of the task content last evaluated; the tables show no score made
+on other content). Each (model, task) job is locked (`.<model id>.<task folder>.lock` in the
+suite dir): a second `eval` moves on to other jobs, then waits for the locked ones and reuses
+their scores (with `rerun`, it recomputes them).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from hear_wavjepa.atomicio import write_json
-from hear_wavjepa.evaluation.embed import embed_task
+from hear_wavjepa.evaluation.embed import embed_task, import_hear_module, task_digest
 from hear_wavjepa.evaluation.models import ModelEntry
-from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE, applies, score_task
+from hear_wavjepa.evaluation.scoring import (
+    CHANCE_FILE,
+    DIGESTS_FILE,
+    PROTOCOLS,
+    SCORES_FILE,
+    applies,
+    protocol_settings,
+    score_task,
+    to_run,
+)
+from hear_wavjepa.filelock import FileLock
 from hear_wavjepa.hear_task import Task, load_task
 from hear_wavjepa.suite import SuiteTask, check_suite, suite_tasks
 
@@ -69,43 +88,103 @@ def run_eval(
     event_grid: str | None = None,
 ) -> Path:
     """Evaluate `models` on the task folders of `suite` found in `tasks_dir`; returns the suite's
-    results folder. (`hear_wavjepa.pipeline.evaluate` builds the offline suites first.)"""
+    results folder. (`hear_wavjepa.pipeline.evaluate` builds the offline suites first.) Every
+    stored score is checked (settings, task content) before any work starts."""
     check_suite(suite)
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown:
-        raise ValueError(f"unknown protocols {unknown}; choose from {', '.join(PROTOCOLS)}")
+    protocol_settings(protocols)  # unknown protocols fail here
     tasks = suite_tasks(suite)
     folder = check_tasks_dir(suite, tasks, tasks_dir)
     tasks = [t for t in tasks if (folder / t.folder).is_dir()]
+    for model in models:
+        import_hear_module(model.spec.module)  # a bad module fails before anything is written
     out = Path(results_dir) / suite
-    chances = {t.folder: chance(load_task(folder / t.folder, check_audio=False)) for t in tasks}
-    write_json(out / "chance.json", chances)
-    jobs = [(m, t) for m in models for t in tasks]
-    started = time.perf_counter()
-    bar = tqdm(jobs, desc=f"eval {suite}", unit="task")
-    for model, task in bar:
-        where = f"{model.name} / {task.short}"
-        bar.set_postfix_str(f"{where} / embedding")
-        target = out / model.model_id / task.folder / SCORES_FILE
-        write_json(
-            out / model.model_id / "model.json", {"name": model.name, **model.spec.describe()}
-        )
-        wanted = [p for p in protocols if applies(p, task.embedding, task.prediction)]
-        embedded = embed_task(model.spec, folder / task.folder, progress=False)
-        if embedded.clips:
-            tqdm.write(
-                f"embedded {task.folder} with {model.name}: {embedded.clips} clips, "
-                f"{embedded.clips_per_second:.1f} clips/s"
+    loaded = {t.folder: load_task(folder / t.folder, check_audio=False) for t in tasks}
+    digests = {name: task_digest(task) for name, task in loaded.items()}
+    record_tasks(out, {n: chance(t) for n, t in loaded.items()}, digests)
+    jobs = []
+    for model in models:
+        for task in tasks:
+            task_grid = grid_for(task, grid, event_grid)
+            wanted = protocol_settings(
+                [p for p in protocols if applies(p, task.embedding, task.prediction)],
+                task_grid,
+                grid_points,
             )
-        cache = embedded.out_dir
-        score_task(
-            cache,
-            protocols=wanted,
-            grid=grid_for(task, grid, event_grid),
-            grid_points=grid_points,
-            rerun=rerun,
-            scores_path=target,
-            progress=lambda protocol, where=where: bar.set_postfix_str(f"{where} / {protocol}"),
-        )
+            target = out / model.model_id / task.folder / SCORES_FILE
+            to_run(target, digests[task.folder], wanted, rerun)  # refuses before any work
+            job = _Job(model, task, folder / task.folder, target, wanted, task_grid, grid_points)
+            jobs.append(job)
+    started = time.perf_counter()
+    bar = tqdm(total=len(jobs), desc=f"eval {suite}", unit="task")
+    busy = [job for job in jobs if not _run_job(job, out, digests, rerun, bar, wait=False)]
+    for job in busy:  # jobs another process held: wait for them, then reuse what it stored
+        _run_job(job, out, digests, rerun, bar, wait=True)
+    bar.close()
     print(f"{suite}: {len(jobs)} (model, task) pairs in {time.perf_counter() - started:.0f} s")
     return out
+
+
+@dataclass(frozen=True)
+class _Job:
+    model: ModelEntry
+    task: SuiteTask
+    task_dir: Path
+    target: Path
+    wanted: dict[str, dict]  # {protocol: settings}
+    grid: str
+    grid_points: int
+
+
+def record_tasks(out: Path, chances: dict[str, Any], digests: dict[str, str]) -> None:
+    """Merge this run's per-task chance scores and content digests into the suite's files."""
+    with FileLock(out / ".tasks.lock"):
+        for name, new in ((CHANCE_FILE, chances), (DIGESTS_FILE, digests)):
+            path = out / name
+            old = json.loads(path.read_text()) if path.is_file() else {}
+            if {**old, **new} != old:
+                write_json(path, {**old, **new})
+
+
+def _run_job(
+    job: _Job, out: Path, digests: dict[str, str], rerun: bool, bar: tqdm, wait: bool
+) -> bool:
+    """Embed and score one (model, task) under its lock; False if busy and not `wait`."""
+    where = f"{job.model.name} / {job.task.short}"
+    lock = FileLock(out / f".{job.model.model_id}.{job.task.folder}.lock")
+    note = f"another eval is on {where}"
+    if not lock.acquire(wait=wait, notify=lambda m: tqdm.write(f"{m}: {note}")):
+        return False
+    try:
+        # Another process may have stored the scores while this one waited: reuse them.
+        if not to_run(job.target, digests[job.task.folder], job.wanted, rerun):
+            bar.update(1)
+            return True
+        bar.set_postfix_str(f"{where} / embedding")
+        embedded = embed_task(job.model.spec, job.task_dir, progress=False)
+        _write_model_json(out / job.model.model_id, job.model)
+        if embedded.clips:
+            tqdm.write(
+                f"embedded {job.task.folder} with {job.model.name}: {embedded.clips} clips, "
+                f"{embedded.clips_per_second:.1f} clips/s"
+            )
+        score_task(
+            embedded.out_dir,
+            protocols=list(job.wanted),
+            grid=job.grid,
+            grid_points=job.grid_points,
+            rerun=rerun,
+            scores_path=job.target,
+            progress=lambda protocol: bar.set_postfix_str(f"{where} / {protocol}"),
+        )
+    finally:
+        lock.release()
+    bar.update(1)
+    return True
+
+
+def _write_model_json(model_dir: Path, model: ModelEntry) -> None:
+    """`model.json` (name and module description), written once a model has embedded a task."""
+    info = {"name": model.name, **model.spec.describe()}
+    path = model_dir / "model.json"
+    if not path.is_file() or json.loads(path.read_text()) != info:
+        write_json(path, info)

@@ -17,10 +17,20 @@ from pathlib import Path
 
 from hear_wavjepa.atomicio import atomic_write, write_text
 from hear_wavjepa.evaluation.metrics import get_metric
-from hear_wavjepa.evaluation.scoring import PROTOCOLS, SCORES_FILE, applies, cell
+from hear_wavjepa.evaluation.scoring import (
+    DIGESTS_FILE,
+    PROTOCOLS,
+    SCORES_FILE,
+    applies,
+    cell,
+    read_scores,
+)
 from hear_wavjepa.evaluation.tables import (
     NOT_APPLICABLE,
+    UNDEFINED,
+    UNDEFINED_NOTE,
     Cell,
+    has_undefined,
     markdown,
     parse_published,
     robustness,
@@ -64,12 +74,20 @@ def _table(
 
 
 def _stored(suite_dir: Path) -> list[tuple[Path, dict[str, dict]]]:
-    """(model dir, {task folder: scores.json content}) for every model of a suite dir."""
+    """(model dir, {task folder: scores.json content}) for every model of a suite dir; a score
+    made on other content of a task than the suite's `task-digests.json` names is left out."""
+    digests_path = suite_dir / DIGESTS_FILE
+    digests = json.loads(digests_path.read_text()) if digests_path.is_file() else {}
     out = []
-    for model_dir in sorted(p for p in suite_dir.iterdir() if p.is_dir()):
+    for model_dir in sorted(p for p in suite_dir.iterdir() if (p / "model.json").is_file()):
         entries = {}
         for path in sorted(model_dir.glob(f"*/{SCORES_FILE}")):
-            scores = json.loads(path.read_text())
+            scores = read_scores(path)
+            current = digests.get(path.parent.name)
+            for protocol in PROTOCOLS:
+                entry = scores.get(protocol)
+                if current and isinstance(entry, dict) and entry["task_digest"] != current:
+                    del scores[protocol]
             modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
             for entry in scores.values():  # scores stored before they carried their date
                 if isinstance(entry, dict) and "result" in entry:
@@ -132,6 +150,8 @@ def suite_table(
         "",
         _footer(tasks, scores, ids, floor, published, provenance(stored, protocol)),
     ]
+    if has_undefined(rows):
+        text.insert(3, f"- {UNDEFINED_NOTE}")
     return "\n".join(text)
 
 
@@ -150,7 +170,8 @@ def _footer(tasks, scores, ids, floor, published, made) -> str:
         f"Scores ×100: test score (train/valid/test tasks) or mean ± std over folds; primary "
         f"metric per task: {', '.join(f'{t.short} {t.primary}' for t in tasks)}.",
         f"s(m): floor {floor or '(no HEAR-Naive row: not computed)'}, ceiling the best of "
-        f"{', '.join(m for m in scores)} per task; terms clipped at 0, 0/0 counts as 0."
+        f"{', '.join(m for m in scores)} per task; terms clipped at 0, 0/0 counts as 0, an "
+        f"undefined score ({UNDEFINED}) counts as 0 and is never floor or ceiling."
         + (" Published rows are not part of s(m)." if published else ""),
         "Models: " + "; ".join(f"{m} = `{ids[m]}`" for m in scores) + ".",
         made,
@@ -168,10 +189,13 @@ def robustness_table(results_dir: Path, protocol: str, clean: str, nat: str) -> 
     if not any(isinstance(c, Cell) for row in deltas.values() for c in row.values()):
         return None
     columns = [(t.folder, t.short) for t in tasks]
+    rows = list(deltas.items())
+    note = f"- {UNDEFINED_NOTE}\n" if has_undefined(rows) else ""
     return (
         f"### robustness · {nat} minus {clean} · {protocol}\n\n"
-        + markdown(list(deltas.items()), columns, signed=True)
+        + markdown(rows, columns, signed=True)
         + "\n- Difference of the headline scores ×100 (negative: the model loses on Nat).\n"
+        + note
     )
 
 

@@ -165,13 +165,16 @@ class Scorer:
     def _best_postprocessing(
         self, probs: torch.Tensor, split: SplitArrays
     ) -> tuple[float, Postprocessing]:
+        """heareval's pick: the post-processing ranked first with NaN counted as 0 (ties go to the
+        larger setting), returned with its raw score (NaN when no event is predicted), which is
+        the value heareval monitors."""
         scored = []
         for post in self.post_grid:
             events = self._events(probs, split, post)
             value = primary_value(self.metrics[0](events, split.target_events, self.task.labels))
-            scored.append((0.0 if math.isnan(value) else value, post))
-        scored.sort(reverse=True)
-        return scored[0]
+            scored.append((0.0 if math.isnan(value) else value, post, value))
+        _, post, value = max(scored, key=lambda s: (s[0], s[1]))
+        return value, post
 
     def test(
         self, logits: torch.Tensor, split: SplitArrays, post: Postprocessing

@@ -7,6 +7,9 @@ s(m) (docs/hear-protocol.md, The s(m) score): per task, with a floor model
     s(m) = 100 / |T| * sum_t max(0, (x_t(m) - x_t(floor)) / (x_t(best) - x_t(floor)))
 
 and a task whose ceiling does not beat the floor (0/0, or the floor is best) contributes 0.
+An undefined score (NaN, e.g. an event task's onset F when no event is predicted: precision 0/0)
+is printed `undef.†` and counts as a term of 0 for its model; it is never a floor or ceiling,
+and a task whose floor score is undefined is left out of s(m), as one without a floor score.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class Cell:
 
     def text(self, scale: float = 100.0, digits: int = 1) -> str:
         if math.isnan(self.mean):
-            return "nan"
+            return UNDEFINED
         value = f"{self.mean * scale:.{digits}f}"
         if value.startswith("-") and float(value) == 0:  # a difference that rounds to zero
             value = value[1:]
@@ -39,6 +42,12 @@ class Cell:
 NOT_APPLICABLE = "n/a"
 #: what a table prints where a score is missing (not run yet).
 MISSING = "–"
+#: what a table prints where a score is undefined (NaN); `UNDEFINED_NOTE` explains it.
+UNDEFINED = "undef.†"
+UNDEFINED_NOTE = (
+    f"{UNDEFINED}: the score is undefined (NaN), e.g. onset F when the model predicts no event "
+    "(precision 0/0)."
+)
 
 Scores = Mapping[str, Mapping[str, "Cell | str | None"]]  # model -> task -> Cell / "n/a" / None
 
@@ -53,14 +62,16 @@ def s_of_m(
     """s(m) per model over `tasks` (terms of tasks a model lacks are left out; None if none).
 
     The ceiling of task t is the best score over `ceiling_models` (default: every model in
-    `scores`), the floor is model `floor`'s score. Tasks where the floor has no score are skipped.
+    `scores`), the floor is model `floor`'s score. Tasks where the floor has no score, or an
+    undefined one, are skipped; a model's undefined score is a term of 0.
     """
     maximize = maximize or {}
     ceiling_models = list(ceiling_models or scores)
 
     def value(model: str, task: str) -> float | None:
+        """The score (negated when lower is better); None if missing, NaN if undefined."""
         cell = scores.get(model, {}).get(task)
-        if not isinstance(cell, Cell) or math.isnan(cell.mean):
+        if not isinstance(cell, Cell):
             return None
         return cell.mean if maximize.get(task, True) else -cell.mean
 
@@ -69,13 +80,27 @@ def s_of_m(
         terms = []
         for task in tasks:
             x, low = value(model, task), value(floor, task)
-            candidates = [v for m in ceiling_models if (v := value(m, task)) is not None]
-            if x is None or low is None or not candidates:
+            candidates = [v for m in ceiling_models if _defined(v := value(m, task))]
+            if x is None or low is None or math.isnan(low) or not candidates:
                 continue
             span = max(candidates) - low
-            terms.append(max(0.0, (x - low) / span) if span > 0 else 0.0)
+            if math.isnan(x) or span <= 0:
+                terms.append(0.0)
+            else:
+                terms.append(max(0.0, (x - low) / span))
         out[model] = 100.0 * sum(terms) / len(terms) if terms else None
     return out
+
+
+def _defined(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def has_undefined(rows: Sequence[tuple[str, Mapping[str, Cell | str | None]]]) -> bool:
+    """Whether any cell of the table's rows is undefined (printed `undef.†`)."""
+    return any(
+        isinstance(c, Cell) and math.isnan(c.mean) for _, cells in rows for c in cells.values()
+    )
 
 
 def robustness(clean: Scores, nat: Scores) -> dict[str, dict[str, Cell | str | None]]:

@@ -5,6 +5,7 @@ subsampled into small copies (a seeded subset of clips per split, every `dim_str
 so that heareval's Lightning runner finishes in minutes on 2 CPU cores. heareval runs in the oracle
 venv (`$HEAR_WAVJEPA_HOME/venvs/oracle-pyX.Y`, made by `nox -s oracle`) through
 `tests/oracle/heareval_runner.py`, on a fresh copy of a cache (it writes its results into it).
+Cases the mini tasks do not reach come from seeded synthetic caches (`SYNTHETIC`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,25 @@ TASKS = {
     "multilabel": OracleTask("mini_mixtures-v1-full", 200),
     "event": OracleTask("mini_events-v1-full", 24),
 }
+
+
+#: Synthetic event tasks (tests/synthetic_cache.py) for cases the mini tasks do not reach:
+#: `no-events`, where a grid point predicts no events at its first validation (onset F NaN).
+SYNTHETIC = ("no-events",)
+
+
+def synthetic_cache(kind: str) -> Path:
+    """The cache of synthetic task `kind`, built on first use (seeded, so always the same)."""
+    sys.path.insert(0, str(HERE.parent))  # tests/, for the synthetic task builders
+    from synthetic_cache import no_events_cache
+
+    builders = {"no-events": no_events_cache}
+    root = EMBEDDINGS / "synthetic" / kind
+    dst = root / f"synth_{kind.replace('-', '_')}-v0-full"
+    if not (dst / ".done.embeddings").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        builders[kind](root, dst.name)
+    return dst
 
 
 def full_cache(task: str) -> Path:

@@ -1,4 +1,4 @@
-"""heareval 2021.1.3's predictions runner with the event-task epoch fix (spec/hear.md §A3.2, §B.2).
+"""heareval 2021.1.3's predictions runner with the event-task epoch fix.
 
 Run in the oracle venv: `python tests/oracle/heareval_runner.py EMB_TASK_DIR... [--grid-points N]
 [--grid default|fast|faster]` (heareval's own options). heareval's `task_predictions_test` sets
