@@ -61,6 +61,7 @@ def test_grid_points_zero_is_refused_before_any_work(work):
     assert not (work / "results").exists() and not (work / "home").exists()
 
 
+@pytest.mark.slow
 def test_user_error_is_one_line_and_debug_shows_the_traceback(work):
     args = _eval(work, "--models", "no_such_module")
     done = _run(args, work / "home")

@@ -49,6 +49,7 @@ def _audio(channels: int) -> torch.Tensor:
     return torch.rand(2, channels, 40_000, generator=generator) * 2 - 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny", "tiny-nat"])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_every_layout_imports_to_bit_identical_embeddings(tmp_path, capsys, name, layout):
@@ -194,6 +195,7 @@ def test_a_folder_without_weights_is_refused(tmp_path):
         load_model(str(tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["hub-folder", "hub-file", "lightning"])
 def test_eval_takes_reference_weights_as_models(tmp_path, monkeypatch, layout):
     """`eval --models NAME=<hub folder | model.safetensors | .ckpt>` checks, keys and embeds

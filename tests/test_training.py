@@ -177,6 +177,7 @@ def test_gradient_accumulation_matches_one_batch(corpus, reference):
     np.testing.assert_allclose(two, [float(v) for v in losses(reference)], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_frontend_lr_scale_zero_freezes_the_conv_stacks_only(corpus, reference):
     """tiny-cpu.yaml keeps the conv stacks at their init (scale 0); scale 1 trains them. Each
     run also exports its starting weights, init.safetensors."""
@@ -198,6 +199,7 @@ def test_frontend_lr_scale_zero_freezes_the_conv_stacks_only(corpus, reference):
         )
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_exports_a_missing_init(corpus):
     """Runs of older versions have no init.safetensors: `--resume` writes it, model unchanged."""
     run = run_in_process(load_recipe(TINY, overrides(corpus, "no-init")))
