@@ -85,8 +85,12 @@ def installed_versions(venv: Path) -> dict[str, str]:
 
 
 def venv_drift(venv: Path, lock: Path) -> list[str]:
-    """How `venv` differs from `lock`, one line per package; empty when they are equal."""
+    """How `venv` differs from `lock` (and its `-nodeps` companion, packages installed without
+    their declared dependencies), one line per package; empty when they are equal."""
     want = locked_versions(lock)
+    nodeps = lock.with_name(f"{lock.stem}-nodeps.txt")
+    if nodeps.is_file():
+        want.update(locked_versions(nodeps))
     have = installed_versions(venv)
     have.pop(PROJECT, None)
     lines = []
