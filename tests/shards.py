@@ -19,9 +19,9 @@ def write_shards(
     channels: int = 1,
     corrupt: tuple[int, int] | None = None,
 ) -> list[Path]:
-    """`shards` tars `shard-000.tar` ... of `per_shard` noise clips `s-m.flac` (PCM-16, `channels` channels) each, with
-    a JSON member beside each clip as AudioSet's shards have; member `corrupt` = (shard, member)
-    holds bytes that are not audio."""
+    """`shards` tars `shard-000.tar` ... of `per_shard` noise clips `s-m.flac` (PCM-16) each,
+    with a JSON member beside each clip as AudioSet's shards have; member `corrupt` =
+    (shard, member) holds bytes that are not audio."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     paths = []

@@ -373,6 +373,29 @@ def _forward_backward(
     return squared_error / count, target_std, prediction_std, context_rank
 
 
+def _checkpoint(
+    recipe: Recipe, config: WavJEPAConfig, t: _Trainer, feed, run: Path, step: int, procs: Processes
+) -> Path:
+    """Checkpoint `step` (model, optimiser, and every rank's stream positions); all ranks call."""
+    extra = {"run": run.name}
+    stream = stream_state(_gather(feed.state(), procs), procs.world, recipe.data.workers)
+    if stream is not None:
+        extra["stream"] = stream
+    if procs.main:
+        save_state(run, step, t.model, t.optimizer, config, extra, recipe.train.keep_checkpoints)
+    _barrier(procs)
+    return checkpoint_dir(run, step)
+
+
+def _update(t: _Trainer, ema: float, grad_clip: float) -> float:
+    """Teacher EMA from the pre-update student, gradient clipping, AdamW step; the grad norm."""
+    t.model.update_teacher(ema)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(t.model.parameters(), grad_clip))
+    t.optimizer.step()
+    t.optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
 def _check_finite(loss_value: float, step: int, last_good: Path | None) -> None:
     if not math.isfinite(loss_value):
         where = last_good if last_good is not None else "none (no checkpoint written yet)"
@@ -406,14 +429,7 @@ def _train(
     step = start
 
     def checkpoint() -> Path:
-        extra = {"run": run.name}
-        stream = stream_state(_gather(feed.state(), procs), procs.world, data.workers)
-        if stream is not None:
-            extra["stream"] = stream
-        if procs.main:
-            save_state(run, step, model, optimizer, config, extra, train.keep_checkpoints)
-        _barrier(procs)
-        return checkpoint_dir(run, step)
+        return _checkpoint(recipe, config, t, feed, run, step, procs)
 
     prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
     pending = prefetch.submit(feed.take, start)
@@ -422,20 +438,16 @@ def _train(
             tick = time.perf_counter()
             values = schedule(recipe, step)
             for group in optimizer.param_groups:
-                group["lr"] = values["lr"] * group["lr_scale"]
-                group["weight_decay"] = values["weight_decay"]
+                group.update(
+                    lr=values["lr"] * group["lr_scale"], weight_decay=values["weight_decay"]
+                )
             batches, token = pending.result()
             feed.consumed(token)
             if step + 1 < train.steps:  # build the next step's crops while this one trains
                 pending = prefetch.submit(feed.take, step + 1)
             loss_value, *stds = _forward_backward(t, batches, procs, share)
             _check_finite(loss_value, step, last_good)
-            model.update_teacher(values["ema"])
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
-            )
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            grad_norm = _update(t, values["ema"], recipe.optim.grad_clip)
             step += 1
             target_std, prediction_std, context_rank = (v / procs.world for v in stds)
             logged = step % train.log_every == 0 or step == train.steps
