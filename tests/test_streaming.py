@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from hear_wavjepa import cli
 from hear_wavjepa.scenes.render import SceneConfig
 from hear_wavjepa.training.decoded_corpus import CorpusError
 from hear_wavjepa.training.feed import open_stream, stream_state
+from hear_wavjepa.training.loop import pretrain
 from hear_wavjepa.training.recipe import RecipeError, load_recipe
 from hear_wavjepa.training.scenes import BankRenderer
 from hear_wavjepa.training.sources import find_stream, stream_format
@@ -194,3 +196,41 @@ def test_pretrain_streams_shards_without_writing_a_decoded_corpus(tmp_path):
     state = json.loads((run / "checkpoints" / "step-00000003" / "state.json").read_text())
     assert state["stream"]["workers"] == 2 and state["stream"]["world"] == 1
     assert sum(p[3] for p in state["stream"]["ranks"][0]["positions"].values()) > 0
+
+
+@pytest.mark.slow
+def test_resumed_streaming_run_continues_from_the_checkpointed_positions(tmp_path, monkeypatch):
+    """A 4-step run, and the same run resumed from its step-2 checkpoint: the resumed stream
+    restarts at the step-2 position with an empty buffer, so it ends buffer - 1 records on."""
+    monkeypatch.setenv("HEAR_WAVJEPA_HOME", str(tmp_path / "home"))
+    write_shards(tmp_path / "shards", shards=2, per_shard=8)
+    buffer = 4
+    overrides = [
+        f"data.path={tmp_path}/shards/shard-{{000..001}}.tar",
+        "train.steps=4",
+        "train.name=a",
+        "train.checkpoint_every=2",
+        "data.workers=1",
+        f"data.shuffle_buffer={buffer}",
+        "data.clips_per_step=2",
+        "train.threads=1",
+    ]
+    recipe = load_recipe(TINY, overrides)
+    threads = torch.get_num_threads()
+    try:
+        full = pretrain(recipe, progress=False)
+        copy = full.parent / "b"
+        shutil.copytree(full, copy)
+        shutil.rmtree(copy / "checkpoints" / "step-00000004")
+        (copy / "model.safetensors").unlink()
+        resumed = pretrain(resume="b", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+    def count(run: Path, step: int) -> int:
+        state = json.loads((run / "checkpoints" / f"step-{step:08d}" / "state.json").read_text())
+        return state["stream"]["ranks"][0]["positions"]["0"][3]
+
+    assert count(full, 2) == buffer + 3  # the 4th clip left the buffer when 7 were read
+    assert count(full, 4) == buffer + 7
+    assert count(resumed, 4) == count(full, 2) + buffer + 3 == count(full, 4) + buffer - 1
