@@ -39,6 +39,20 @@ def standardise(crops: torch.Tensor) -> torch.Tensor:
     return (crops - mean) / (std + 1e-5)
 
 
+def cut_crops(
+    clip: torch.Tensor, count: int, length: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """(C, samples) -> (count, C, length): crops at starts uniform over the clip (may overlap)."""
+    starts = rng.integers(0, clip.shape[-1] - length + 1, count)
+    return torch.stack([clip[:, s : s + length] for s in starts.tolist()])
+
+
+def draw_masks(masker: TimeInverseMasker, count: int, rng: np.random.Generator) -> Masks:
+    """Masks of `count` crops, drawn from `rng`'s state."""
+    masker.set_state(rng.bit_generator.state)
+    return masker(count)
+
+
 class BatchMaker:
     """Builds the crops and masks of any slice of any step's global batch."""
 
@@ -105,12 +119,8 @@ class BatchMaker:
                     clip = clip[:1].expand(self.config.in_channels, -1)
                 else:
                     clip = self.renderer(clip[0], self._rng(_CLIP, step, slot, _SCENE))
-            starts = self._rng(_CLIP, step, slot, _CROPS).integers(
-                0, clip.shape[-1] - length + 1, crops
-            )
-            audio.append(torch.stack([clip[:, s : s + length] for s in starts.tolist()]))
-            self.masker.set_state(self._rng(_CLIP, step, slot, _MASKS).bit_generator.state)
-            masks = self.masker(crops)
+            audio.append(cut_crops(clip, crops, length, self._rng(_CLIP, step, slot, _CROPS)))
+            masks = draw_masks(self.masker, crops, self._rng(_CLIP, step, slot, _MASKS))
             contexts.append(masks.context)
             targets.append(masks.targets)
         crops_audio = standardise(torch.cat(audio).float())

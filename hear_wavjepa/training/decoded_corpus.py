@@ -91,16 +91,26 @@ def read_source(source: Source) -> tuple[np.ndarray, int]:
                 handle = tar.extractfile(source.member)
                 if handle is None:
                     raise OSError("member is not a regular file")
-                data, rate = sf.read(io.BytesIO(handle.read()), dtype="float32", always_2d=True)
-        else:
-            data, rate = sf.read(source.path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, tarfile.TarError, KeyError) as exc:
+                return decode_audio(handle.read(), source.name)
+        return decode_audio(source.path, source.name)
+    except (OSError, tarfile.TarError, KeyError) as exc:
         raise CorpusError(f"{source.name}: cannot decode audio: {exc}") from exc
-    if data.shape[0] == 0:
-        raise CorpusError(f"{source.name}: the file holds no samples")
-    if not np.isfinite(data).all():
-        raise CorpusError(f"{source.name}: the audio holds NaN or infinite samples")
-    return np.ascontiguousarray(data.T), int(rate)
+
+
+def decode_audio(data: bytes | str, name: str) -> tuple[np.ndarray, int]:
+    """Encoded audio bytes (or a file path) -> ((channels, frames) float32, rate); CorpusError
+    names `name`."""
+    try:
+        if isinstance(data, bytes):
+            data = io.BytesIO(data)
+        samples, rate = sf.read(data, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise CorpusError(f"{name}: cannot decode audio: {exc}") from exc
+    if samples.shape[0] == 0:
+        raise CorpusError(f"{name}: the file holds no samples")
+    if not np.isfinite(samples).all():
+        raise CorpusError(f"{name}: the audio holds NaN or infinite samples")
+    return np.ascontiguousarray(samples.T), int(rate)
 
 
 def condition(

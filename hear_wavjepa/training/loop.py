@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
-import itertools
 import json
 import math
 import os
@@ -37,9 +36,11 @@ from hear_wavjepa.model.jepa import WavJEPA
 from hear_wavjepa.provenance import git_commit
 from hear_wavjepa.training.batches import Batch, BatchMaker
 from hear_wavjepa.training.decoded_corpus import Corpus, decode_corpus
+from hear_wavjepa.training.feed import MemmapFeed, open_stream, stream_state
 from hear_wavjepa.training.recipe import Recipe, RecipeError, load_recipe
 from hear_wavjepa.training.scenes import build_renderer
 from hear_wavjepa.training.schedules import schedule
+from hear_wavjepa.training.sources import find_stream, stream_format
 from hear_wavjepa.training.state import checkpoint_dir, list_checkpoints, load_state, save_state
 
 METRICS = (
@@ -54,6 +55,7 @@ METRICS = (
     "grad_norm",
     "crops_per_s",
     "elapsed_s",
+    "skipped_clips",
 )
 
 
@@ -114,6 +116,15 @@ def _broadcast_text(text: str, procs: Processes) -> str:
 def _barrier(procs: Processes) -> None:
     if procs.world > 1:
         dist.barrier()
+
+
+def _gather(value: object, procs: Processes) -> list:
+    """`value` of every rank, in rank order."""
+    if procs.world == 1:
+        return [value]
+    out: list = [None] * procs.world
+    dist.all_gather_object(out, value)
+    return out
 
 
 def _all_sum(values: list[float], procs: Processes) -> list[float]:
@@ -229,19 +240,30 @@ def pretrain(
         _barrier(procs)
         if not procs.main:
             renderer = build_renderer(recipe)
-        corpus = _open_corpus(recipe, 1 if renderer is not None else config.in_channels, procs)
-        maker = BatchMaker(
-            corpus,
-            config,
-            clips_per_step=data.clips_per_step,
-            crops_per_clip=data.crops_per_clip,
-            seed=train.seed,
-            renderer=renderer,
-            clean_data_ratio=recipe.scenes.clean_data_ratio,
-        )
+        if stream_format(data.path, data.format) == "stream":
+            source = find_stream(data.path)  # a missing shard: CorpusError naming it
+
+            def open_feed(saved: dict | None):
+                return open_stream(recipe, config, source, renderer, procs.rank, procs.world, saved)
+        else:
+            channels = 1 if renderer is not None else config.in_channels
+            maker = BatchMaker(
+                _open_corpus(recipe, channels, procs),
+                config,
+                clips_per_step=data.clips_per_step,
+                crops_per_clip=data.crops_per_clip,
+                seed=train.seed,
+                renderer=renderer,
+                clean_data_ratio=recipe.scenes.clean_data_ratio,
+            )
+            per_rank = data.clips_per_step // procs.world
+
+            def open_feed(saved: dict | None):
+                return MemmapFeed(maker, procs.rank * per_rank, per_rank, train.accumulation)
+
         if resume is None:
             run = _new_run(recipe, name, procs)
-        return _train(recipe, maker, run, procs, resume is not None, progress)
+        return _train(recipe, config, open_feed, run, procs, resume is not None, progress)
     finally:
         if procs.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -278,6 +300,7 @@ class _Trainer:
     start: int
     last_good: Path | None
     autocast: bool
+    saved: dict  # the resumed checkpoint's state.json ({} for a fresh run)
 
 
 def _build(
@@ -298,12 +321,13 @@ def _build(
         eps=recipe.optim.eps,
         weight_decay=recipe.optim.weight_decay,
     )
-    start, last_good = 0, None
+    start, last_good, saved = 0, None, {}
     if resume:
         checkpoints = list_checkpoints(run)
         if checkpoints:
             last_good = checkpoints[-1]
-            start = load_state(last_good, model, optimizer)["step"]
+            saved = load_state(last_good, model, optimizer)
+            start = saved["step"]
     if procs.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -317,7 +341,7 @@ def _build(
     forward = forward or model
     if train.compile:
         forward = torch.compile(forward)
-    return _Trainer(model, forward, ddp, optimizer, start, last_good, autocast)
+    return _Trainer(model, forward, ddp, optimizer, start, last_good, autocast, saved)
 
 
 def _forward_backward(
@@ -349,6 +373,29 @@ def _forward_backward(
     return squared_error / count, target_std, prediction_std, context_rank
 
 
+def _checkpoint(
+    recipe: Recipe, config: WavJEPAConfig, t: _Trainer, feed, run: Path, step: int, procs: Processes
+) -> Path:
+    """Checkpoint `step` (model, optimiser, and every rank's stream positions); all ranks call."""
+    extra = {"run": run.name}
+    stream = stream_state(_gather(feed.state(), procs), procs.world, recipe.data.workers)
+    if stream is not None:
+        extra["stream"] = stream
+    if procs.main:
+        save_state(run, step, t.model, t.optimizer, config, extra, recipe.train.keep_checkpoints)
+    _barrier(procs)
+    return checkpoint_dir(run, step)
+
+
+def _update(t: _Trainer, ema: float, grad_clip: float) -> float:
+    """Teacher EMA from the pre-update student, gradient clipping, AdamW step; the grad norm."""
+    t.model.update_teacher(ema)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(t.model.parameters(), grad_clip))
+    t.optimizer.step()
+    t.optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
 def _check_finite(loss_value: float, step: int, last_good: Path | None) -> None:
     if not math.isfinite(loss_value):
         where = last_good if last_good is not None else "none (no checkpoint written yet)"
@@ -359,16 +406,22 @@ def _check_finite(loss_value: float, step: int, last_good: Path | None) -> None:
 
 
 def _train(
-    recipe: Recipe, maker: BatchMaker, run: Path, procs: Processes, resume: bool, progress: bool
+    recipe: Recipe,
+    config: WavJEPAConfig,
+    open_feed,
+    run: Path,
+    procs: Processes,
+    resume: bool,
+    progress: bool,
 ) -> Path:
-    train, data, config = recipe.train, recipe.data, maker.config
+    """The steps from the start (or the resumed checkpoint) to `train.steps`; `open_feed(saved
+    stream state or None)` gives the feed of this rank's micro-batches."""
+    train, data = recipe.train, recipe.data
     t = _build(recipe, config, run, procs, resume)
     model, optimizer, start, last_good = t.model, t.optimizer, t.start, t.last_good
+    feed = open_feed(t.saved.get("stream"))
     log = MetricsLog(run, start if resume else None) if procs.main else None
-    per_rank = data.clips_per_step // procs.world
-    micro = per_rank // train.accumulation
     share = 1.0 / train.accumulation  # the stds are averaged over micro-batches
-    first_slot = procs.rank * per_rank
     crops_per_step = data.clips_per_step * data.crops_per_clip
     bar = tqdm(total=train.steps, initial=start, desc=f"pretrain {run.name}", unit="step",
                disable=not (progress and procs.main))  # fmt: skip
@@ -376,46 +429,36 @@ def _train(
     step = start
 
     def checkpoint() -> Path:
-        if procs.main:
-            save_state(
-                run, step, model, optimizer, config, {"run": run.name}, train.keep_checkpoints
-            )
-        _barrier(procs)
-        return checkpoint_dir(run, step)
-
-    def rank_batches(at: int) -> list[Batch]:
-        """This rank's micro-batches of step `at`."""
-        slots = [first_slot + m * micro for m in range(train.accumulation + 1)]
-        return [maker(at, a, b) for a, b in itertools.pairwise(slots)]
+        return _checkpoint(recipe, config, t, feed, run, step, procs)
 
     prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
-    pending = prefetch.submit(rank_batches, start)
+    pending = prefetch.submit(feed.take, start)
     try:
         while step < train.steps:
             tick = time.perf_counter()
             values = schedule(recipe, step)
             for group in optimizer.param_groups:
-                group["lr"] = values["lr"] * group["lr_scale"]
-                group["weight_decay"] = values["weight_decay"]
-            batches = pending.result()
+                group.update(
+                    lr=values["lr"] * group["lr_scale"], weight_decay=values["weight_decay"]
+                )
+            batches, token = pending.result()
+            feed.consumed(token)
             if step + 1 < train.steps:  # build the next step's crops while this one trains
-                pending = prefetch.submit(rank_batches, step + 1)
+                pending = prefetch.submit(feed.take, step + 1)
             loss_value, *stds = _forward_backward(t, batches, procs, share)
             _check_finite(loss_value, step, last_good)
-            model.update_teacher(values["ema"])
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
-            )
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            grad_norm = _update(t, values["ema"], recipe.optim.grad_clip)
             step += 1
             target_std, prediction_std, context_rank = (v / procs.world for v in stds)
-            if log is not None and (step % train.log_every == 0 or step == train.steps):
+            logged = step % train.log_every == 0 or step == train.steps
+            skipped = int(_all_sum([feed.skipped], procs)[0]) if logged else 0
+            if log is not None and logged:
                 log.write({"step": step - 1, "loss": loss_value, **values,
                            "target_std": target_std, "prediction_std": prediction_std,
                            "context_rank": context_rank, "grad_norm": grad_norm,
                            "crops_per_s": crops_per_step / (time.perf_counter() - tick),
-                           "elapsed_s": time.perf_counter() - began})  # fmt: skip
+                           "elapsed_s": time.perf_counter() - began,
+                           "skipped_clips": skipped})  # fmt: skip
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", tstd=f"{target_std:.3f}",
                             rank=f"{context_rank:.1f}")  # fmt: skip
@@ -427,6 +470,7 @@ def _train(
         raise
     finally:
         prefetch.shutdown(cancel_futures=True)
+        feed.close()
         bar.close()
         if log is not None:
             log.close()

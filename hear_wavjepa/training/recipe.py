@@ -38,8 +38,19 @@ class ModelSection:
 class DataSection:
     """Corpus and batch: `clips_per_step` 10 s clips per optimiser step (all ranks together)."""
 
-    #: a folder (searched recursively), a glob, or a .tar shard; wav/flac/ogg and WebDataset tars.
+    #: a folder (searched recursively), a glob, .tar shards (a brace pattern such as
+    #: "shard-{000..869}.tar"; several joined with "::"), or a .tsv manifest of audio paths.
     path: str = ""
+    #: "auto" (shards and manifests stream, folders and globs of audio files are decoded once),
+    #: "stream" or "memmap" (docs/pretraining.md, Data).
+    format: str = "auto"
+    #: DataLoader worker processes per rank that decode (and render) while streaming; 0: in-process.
+    workers: int = 4
+    #: streamed clips held (still encoded) in each worker's shuffle buffer; 1: no shuffling.
+    shuffle_buffer: int = 256
+    #: streaming: draw shards with replacement, endlessly (webdataset's resampled=True); false:
+    #: epochs, each a fresh shuffle of the shards split disjointly across ranks and workers.
+    resampled: bool = False
     clips_per_step: int = 32
     crops_per_clip: int = 8
     clip_seconds: float = 10.0
@@ -155,6 +166,10 @@ def check(recipe: Recipe) -> None:
     for key, value in positive.items():
         if value < 1:
             raise RecipeError(f"{key} must be >= 1, got {value}")
+    if data.format not in ("auto", "stream", "memmap"):
+        raise RecipeError(f"data.format must be auto, stream or memmap, got {data.format!r}")
+    if data.workers < 0 or data.shuffle_buffer < 1:
+        raise RecipeError("data.workers must be >= 0 and data.shuffle_buffer >= 1")
     if data.clip_seconds <= 0:
         raise RecipeError(f"data.clip_seconds must be > 0, got {data.clip_seconds}")
     if train.precision not in ("bf16", "fp32"):
