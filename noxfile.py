@@ -112,12 +112,11 @@ def locked_venv(session: nox.Session, name: str) -> Path:
         shutil.rmtree(venv, ignore_errors=True)
         venv.parent.mkdir(parents=True, exist_ok=True)
         session.run(UV, "venv", "-q", "--python", sys.executable, str(venv), external=True)
-    stamp = venv / ".lock-sha256"
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp, digest = venv / ".lock-sha256", _digest(lock)
     drift = venv_drift(venv, lock)
-    if not stamp.is_file() or stamp.read_text() != digest:
+    if _stamp(venv) != digest:
         drift = drift or [f"made from another version of {lock.name}"]
-    if not stamp.is_file():
+    if _stamp(venv) is None:
         session.log(f"installing {venv} from locks/{lock.name}")
     elif drift:
         shown = "; ".join(drift[:5]) + (f"; and {len(drift) - 5} more" if len(drift) > 5 else "")
@@ -197,14 +196,19 @@ def apt_packages() -> list[str]:
 
 @nox.session(name="check-venvs")
 def check_venvs(session: nox.Session) -> None:
-    """Fail when an existing venv differs from its lock, naming each package that differs
-    (CI runs this first; every other session would silently sync the venv back)."""
+    """Fail when a venv differs from the lock it was built from, naming each package that differs
+    (CI runs this first; every other session would silently sync the venv back). A venv built
+    from an older version of its lock (its stamp differs) is synced to the current lock first:
+    that is an update, not drift."""
     problems = []
     for name, lock in VENV_LOCKS.items():
         venv = venv_dir(name)
         if not (venv / "bin" / "python").exists():
             session.log(f"{venv}: not built yet (it is made from locks/{lock} on first use)")
             continue
+        if _stamp(venv) != _digest(LOCKS / lock):
+            session.log(f"{venv}: built from an older locks/{lock}; syncing it")
+            locked_venv(session, name)
         drift = venv_drift(venv, LOCKS / lock)
         if drift:
             problems.append(f"{venv} differs from locks/{lock}:\n  " + "\n  ".join(drift))
@@ -213,6 +217,16 @@ def check_venvs(session: nox.Session) -> None:
     if problems:
         fix = "a session syncs it back (e.g. ./nox.sh -s tests), or remove the venv to rebuild it"
         session.error("\n".join(problems) + f"\n{fix}")
+
+
+def _stamp(venv: Path) -> str | None:
+    """The digest of the lock the venv was last synced to (None if never)."""
+    stamp = venv / ".lock-sha256"
+    return stamp.read_text() if stamp.is_file() else None
+
+
+def _digest(lock: Path) -> str:
+    return hashlib.sha256(lock.read_bytes()).hexdigest()
 
 
 @nox.session
