@@ -232,3 +232,23 @@ def test_cli_reports_unknown_key_and_empty_corpus(home, tmp_path, capsys):
     assert cli.main(args) == 2
     assert f"{empty}: no audio files" in capsys.readouterr().err
     assert not (home / "runs" / "empty").exists()
+
+
+@pytest.mark.slow
+def test_demo_run_is_trained_once_then_found(home, corpus, capsys):
+    """`pretrain --demo` (the main job's and `nox -s pretrain`'s run): trains tiny-cpu.yaml into
+    runs/tiny-cpu with the overrides given, then finds the finished run and trains nothing."""
+    threads = torch.get_num_threads()
+    extra = [o for o in overrides(corpus, "unused") if not o.startswith("train.name=")]
+    try:
+        assert cli.main(["pretrain", "--demo", "--no-progress", *extra]) == 0
+        model = home / "runs" / "tiny-cpu" / "model.safetensors"
+        assert f"exported checkpoint: {model}" in capsys.readouterr().out
+        stamp = model.stat().st_mtime_ns
+        assert len(losses(model.parent)) == STEPS
+        assert cli.main(["pretrain", "--demo"]) == 0
+        assert model.stat().st_mtime_ns == stamp
+        assert cli.main(["pretrain", "--demo", "--config", str(TINY)]) == 2
+        assert "--demo runs train/tiny-cpu.yaml" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(threads)
