@@ -323,7 +323,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def validate(session: nox.Session) -> None:
-    """Real hear-validator runs: hear_wavjepa (untrained, tiny checkpoint) and HEAR-Naive."""
+    """Real hear-validator runs: hear_wavjepa (untrained, a tiny checkpoint, and a tiny model in
+    the hub's layout of the released weights, imported in memory) and HEAR-Naive."""
     torch_py = torch_python(session)
     python = locked_venv(session, "validator")
     _layer_on_torch_venv(python, torch_py)
@@ -333,6 +334,16 @@ def validate(session: nox.Session) -> None:
     checkpoint = HOME / "validate" / "tiny.safetensors"
     session.run(torch_py, "-m", "hear_wavjepa", "init", "tiny", str(checkpoint), external=True)
     session.run(validator, "hear_wavjepa", "-m", str(checkpoint), external=True, env=env)
+    snapshot = HOME / "validate" / "hub-snapshot"
+    write_hub = (
+        "import sys, pathlib, torch; from reference_layout import ReferenceLikeJEPA, "
+        "write_hub_snapshot; from hear_wavjepa.model import preset; torch.manual_seed(1); "
+        "write_hub_snapshot(ReferenceLikeJEPA(preset('tiny')), pathlib.Path(sys.argv[1]))"
+    )
+    tests = {"PYTHONPATH": str(ROOT / "tests")}
+    session.run(torch_py, "-c", write_hub, str(snapshot), external=True, env=tests)
+    hub_file = str(snapshot / "model.safetensors")
+    session.run(validator, "hear_wavjepa", "-m", hub_file, external=True, env=env)
     session.run(validator, "hear_wavjepa.baselines.naive", external=True)
 
 
@@ -370,8 +381,9 @@ def wheel(session: nox.Session) -> None:
         )
         session.run(python, "-c", api, str(checkpoint), external=True)
         validator = locked_venv(session, "validator")
-        _layer_on_torch_venv(validator, python)
-        env = {"HEAR_WAVJEPA_WEIGHTS": ""}
+        # the wheel venv's site-packages go first on the path; the validator venv's own link to
+        # the shared torch venv stays as it is
+        env = {"HEAR_WAVJEPA_WEIGHTS": "", "PYTHONPATH": str(_site_packages(venv))}
         session.run(str(validator.parent / "hear-validator"), "hear_wavjepa", "-m",
                     str(checkpoint), external=True, env=env)  # fmt: skip
 
