@@ -517,6 +517,7 @@ def oracle(session: nox.Session) -> None:
     torch_py = torch_python(session)
     python = locked_venv(session, "oracle")
     _layer_on_torch_venv(python, torch_py)
-    env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    helpers = os.pathsep.join([str(ROOT / "tests"), str(ROOT / "tests" / "oracle")])
+    env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PYTHONPATH": helpers}
     script = str(ROOT / "tests" / "oracle" / "oracle.py")
     session.run(torch_py, script, *session.posargs, external=True, env=env)

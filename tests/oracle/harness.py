@@ -59,8 +59,7 @@ SYNTHETIC = ("no-events",)
 
 def synthetic_cache(kind: str) -> Path:
     """The cache of synthetic task `kind`, built on first use (seeded, so always the same)."""
-    sys.path.insert(0, str(HERE.parent))  # tests/, for the synthetic task builders
-    from synthetic_cache import no_events_cache
+    from synthetic_cache import no_events_cache  # tests/ is on PYTHONPATH (nox -s oracle)
 
     builders = {"no-events": no_events_cache}
     root = EMBEDDINGS / "synthetic" / kind
