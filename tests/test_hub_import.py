@@ -44,6 +44,13 @@ def _write(layout: str, reference: ReferenceLikeJEPA, folder):
     return folder / "weights.safetensors"
 
 
+def _convert_args(ckpt, out, nat_order: str) -> argparse.Namespace:
+    """The arguments `hear-wavjepa convert CKPT OUT --nat-order NAT_ORDER` parses to."""
+    return argparse.Namespace(
+        ckpt=str(ckpt), out=str(out), preset=None, trust_pickle=False, nat_order=nat_order
+    )
+
+
 def _audio(channels: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(5)
     return torch.rand(2, channels, 40_000, generator=generator) * 2 - 1
@@ -82,14 +89,7 @@ def test_every_layout_imports_to_bit_identical_embeddings(tmp_path, capsys, name
 def test_nat_order_can_be_chosen_on_convert(tmp_path):
     folder = tmp_path / "snapshot"
     write_hub_snapshot(_reference("tiny-nat"), folder)
-    args = argparse.Namespace(
-        ckpt=str(folder),
-        out=str(tmp_path / "aligned.safetensors"),
-        preset=None,
-        trust_pickle=False,
-        nat_order="aligned",
-    )
-    assert convert(args) == 0
+    assert convert(_convert_args(folder, tmp_path / "aligned.safetensors", "aligned")) == 0
     assert read_checkpoint(tmp_path / "aligned.safetensors").config.masking.nat_order == "aligned"
 
 
@@ -136,13 +136,7 @@ def test_foreign_class_in_hyper_parameters_is_refused_unless_trusted(tmp_path):
         load_model(str(path))
     message = _one_line(info, path)
     assert "torch.nn.modules.loss.MSELoss" in message and "--trust-pickle" in message
-    args = argparse.Namespace(
-        ckpt=str(path),
-        out=str(tmp_path / "o.safetensors"),
-        preset=None,
-        trust_pickle=False,
-        nat_order="interleaved",
-    )
+    args = _convert_args(path, tmp_path / "o.safetensors", "interleaved")
     with pytest.raises(CheckpointError):
         convert(args)
     assert not (tmp_path / "o.safetensors").exists()
