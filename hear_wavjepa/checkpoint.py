@@ -105,16 +105,38 @@ def save_checkpoint(
 def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
     """Read and check a checkpoint written by `save_checkpoint` (`verify`: hash the tensors)."""
     path = Path(path)
+    header, tensors = _open(path, tensors=True)
+    kind, config, metadata = _parse_header(path, header)
+    if verify and metadata["sha256"] != tensors_sha256(tensors):
+        raise CheckpointError(f"{path}: tensor checksum mismatch (file damaged or edited)")
+    return Checkpoint(config, kind, tensors, metadata)
+
+
+def read_header(path: str | os.PathLike) -> Checkpoint:
+    """A checkpoint's config, kind and metadata (step, extra: run, recipe...), header checks
+    included, without reading its tensors (`tensors` is empty)."""
+    path = Path(path)
+    header, _ = _open(path, tensors=False)
+    kind, config, metadata = _parse_header(path, header)
+    return Checkpoint(config, kind, {}, metadata)
+
+
+def _open(path: Path, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+            read = {name: f.get_tensor(name) for name in f.keys()} if tensors else {}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}"
         ) from exc
+    return header, read
+
+
+def _parse_header(path: Path, header: dict[str, str]) -> tuple[str, WavJEPAConfig, dict]:
+    """(kind, config, metadata) of a checkpoint header; a CheckpointError names the bad field."""
     if header.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not a hear-wavjepa checkpoint (header format={header.get('format')!r}); "
@@ -137,9 +159,7 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
         "extra": _parse_field(path, header, "extra", _json_object, "a JSON object", "{}"),
         "sealed": sealed,
     }
-    if verify and metadata["sha256"] != tensors_sha256(tensors):
-        raise CheckpointError(f"{path}: tensor checksum mismatch (file damaged or edited)")
-    return Checkpoint(config, kind, tensors, metadata)
+    return kind, config, metadata
 
 
 def _parse_field(path: Path, header: dict, name: str, parse, expected: str, default=None):

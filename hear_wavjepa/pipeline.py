@@ -119,3 +119,28 @@ def pretrained_tiny(run: str = DEMO_RUN, overrides: Sequence[str] = ()) -> Path:
         print(f"no pretrained tiny checkpoint: pretraining {path} into {folder}")
         pretrain(recipe)
     return model
+
+
+def write_results(results_dir: Path) -> list[Path]:
+    """The results folder's tables (`write_tables`), and before them the learning curves of
+    every pretraining run whose exported checkpoint the tables show (`learning-curves-<run>.png`,
+    linked from the suite's "Pretrained models" section); returns the files written."""
+    from hear_wavjepa.evaluation.report import pretrained_models, write_tables
+    from hear_wavjepa.training.curves import METRICS_FILE, CurvesError, draw_curves
+
+    results_dir = Path(results_dir)
+    written, runs = [], {}
+    if results_dir.is_dir():
+        for suite_dir in sorted(p for p in results_dir.iterdir() if p.is_dir()):
+            for model in pretrained_models(suite_dir):
+                if model.run_dir is not None:
+                    runs.setdefault(model.curves_file, model.run_dir)
+    for name, run_dir in runs.items():
+        if (run_dir / METRICS_FILE).is_file():
+            try:
+                out = results_dir / name
+                draw_curves(run_dir / METRICS_FILE, out, title=f"runs/{run_dir.name}")
+                written.append(out)
+            except CurvesError as exc:  # a run that has logged nothing yet: no PNG
+                print(f"note: no learning curves: {exc}")
+    return written + write_tables(results_dir)

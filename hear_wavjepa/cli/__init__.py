@@ -19,6 +19,7 @@ from collections.abc import Callable
 COMMAND_MODULES: list[str] = [
     "hear_wavjepa.cli.model",
     "hear_wavjepa.cli.pretrain",
+    "hear_wavjepa.cli.plot",
     "hear_wavjepa.cli.data",
     "hear_wavjepa.cli.score",
     "hear_wavjepa.cli.embed",
@@ -37,6 +38,7 @@ USER_ERRORS: tuple[str, ...] = (
     "hear_wavjepa.evaluation.scoring:ScoresExist",
     "hear_wavjepa.training.recipe:RecipeError",
     "hear_wavjepa.training.decoded_corpus:CorpusError",
+    "hear_wavjepa.training.curves:CurvesError",
     "hear_wavjepa.config_io:ConfigError",
 )
 

@@ -95,8 +95,7 @@ def check_eval_args(args: argparse.Namespace) -> tuple[list, list[str]]:
 
 @command("eval", "evaluate models on a task suite and write the results tables", _eval_args)
 def eval_command(args: argparse.Namespace) -> int:
-    from hear_wavjepa.evaluation.report import write_tables
-    from hear_wavjepa.pipeline import default_models, evaluate, pretrained_tiny
+    from hear_wavjepa.pipeline import default_models, evaluate, pretrained_tiny, write_results
 
     models, protocols = check_eval_args(args)
     models = models or default_models(pretrained_tiny())
@@ -114,7 +113,7 @@ def eval_command(args: argparse.Namespace) -> int:
             grid_points=args.grid_points,
             event_grid=args.event_grid,
         )
-    for path in write_tables(args.results_dir):
+    for path in write_results(args.results_dir):
         print(f"wrote {path}")
     return 0
 
@@ -123,13 +122,17 @@ def _tables_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=Path, default=Path("results"))
 
 
-@command("tables", "regenerate results/*.md from stored scores (no model runs)", _tables_args)
+@command(
+    "tables",
+    "regenerate results/*.md (and the learning curves they show) from stored scores",
+    _tables_args,
+)
 def tables(args: argparse.Namespace) -> int:
-    from hear_wavjepa.evaluation.report import write_tables
+    from hear_wavjepa.pipeline import write_results
 
     if not args.results_dir.is_dir():
         raise UsageError(f"--results-dir {args.results_dir}: not a directory")
 
-    for path in write_tables(args.results_dir):
+    for path in write_results(args.results_dir):
         print(f"wrote {path}")
     return 0

@@ -3,7 +3,10 @@
 One table per (suite, protocol): a row per model, a column per task of the suite's YAML, a chance
 row, s(m) with the floor and ceiling models printed under the table; a robustness table per
 protocol (Nat minus clean) where both suites have scores; optional published rows (marked, never
-in s(m)).
+in s(m)). When a model is a checkpoint exported by a pretraining run (its header holds the
+recipe), a "Pretrained models" section under the tables says what it is (preset, steps, crops,
+corpus, run) and shows the run's learning curves when `learning-curves-<run>.png` lies in the
+results folder (`hear_wavjepa.pipeline.write_results` draws it).
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import csv
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from hear_wavjepa import paths
 from hear_wavjepa.atomicio import atomic_write, write_text
+from hear_wavjepa.checkpoint import CheckpointError, read_header
 from hear_wavjepa.evaluation.metrics import get_metric
 from hear_wavjepa.evaluation.scoring import (
     DIGESTS_FILE,
@@ -199,6 +206,116 @@ def robustness_table(results_dir: Path, protocol: str, clean: str, nat: str) -> 
     )
 
 
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A model of the tables that is a checkpoint exported by a pretraining run."""
+
+    label: str  # its row label in the tables
+    checkpoint: Path
+    step: int | None
+    extra: dict  # the checkpoint header's extra: run, git_commit, recipe
+
+    @property
+    def run(self) -> str:
+        return str(self.extra.get("run") or self.checkpoint.parent.name)
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder: the checkpoint's own folder when it is one (it holds config.yaml),
+        else $HEAR_WAVJEPA_HOME/runs/<run>; None when neither exists."""
+        for folder in (self.checkpoint.parent, paths.runs_dir() / self.run):
+            if (folder / "config.yaml").is_file():
+                return folder
+        return None
+
+    @property
+    def curves_file(self) -> str:
+        """The name of the run's learning-curve PNG in the results folder."""
+        return curves_file(self.run)
+
+
+def curves_file(run: str) -> str:
+    return (
+        "learning-curves-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", run).strip("-.") or "run") + ".png"
+    )
+
+
+def pretrained_models(suite_dir: Path) -> list[PretrainedModel]:
+    """The models of a suite's results whose checkpoint (still at the path model.json names)
+    carries a pretraining recipe in its header, labelled as in the tables."""
+    out, labels = [], set()
+    if not suite_dir.is_dir():
+        return out
+    for model_dir in sorted(p for p in suite_dir.iterdir() if (p / "model.json").is_file()):
+        info = json.loads((model_dir / "model.json").read_text())
+        label = info["name"] if info["name"] not in labels else model_dir.name
+        labels.add(label)
+        path = Path(info.get("model_path") or "")
+        if path.suffix != ".safetensors" or not path.is_file():
+            continue
+        try:
+            header = read_header(path)
+        except CheckpointError:
+            continue
+        extra = header.metadata["extra"]
+        if isinstance(extra.get("recipe"), dict):
+            out.append(PretrainedModel(label, path, header.metadata["step"], extra))
+    return out
+
+
+def describe_pretrained(model: PretrainedModel) -> str:
+    """One line: what the checkpoint is, from its header (preset, steps, crops, corpus, run)."""
+    recipe = model.extra["recipe"]
+
+    def section(name: str) -> dict:
+        value = recipe.get(name)
+        return value if isinstance(value, dict) else {}
+
+    preset = section("model").get("preset", "?")
+    data, train = section("data"), section("train")
+    clips, per_clip = data.get("clips_per_step"), data.get("crops_per_clip")
+    crops = clips * per_clip if isinstance(clips, int) and isinstance(per_clip, int) else "?"
+    total = train.get("steps")
+    corpus = _corpus_name(str(data.get("path", "")))
+    if section("scenes").get("enabled"):
+        corpus += ", Nat scenes rendered online"
+    run = f"runs/{model.run}"
+    if model.step == 0:
+        what = f"{preset} preset at step 0 of {run}: the random initialisation it trained from"
+    else:
+        steps = model.step if model.step is not None else total
+        what = f"{preset} preset, {steps} steps × {crops} crops ({clips} clips × {per_clip})"
+        what += f" on {corpus} ({run}"
+        what += f", step {model.step} of {total})" if steps != total else ")"
+    commit = str(model.extra.get("git_commit") or "unknown")[:10]
+    return f"{model.label}: {what}; trained at commit {commit}."
+
+
+def _corpus_name(path: str) -> str:
+    if not path:
+        return "an unnamed corpus"
+    try:
+        offline = Path(path).expanduser().resolve() == paths.corpus_dir().resolve()
+    except (OSError, RuntimeError):
+        offline = False
+    return "the offline synthetic corpus" if offline else f"`{path}`"
+
+
+def models_section(results_dir: Path, suite: str) -> str | None:
+    """The "Pretrained models" section of a suite's markdown: a line per pretrained checkpoint
+    and the learning curves of its run; None when no model is one (the file stays as it was)."""
+    models = pretrained_models(results_dir / suite)
+    if not models:
+        return None
+    lines = ["## Pretrained models\n"]
+    lines += [f"- {describe_pretrained(m)}" for m in models]
+    for name in dict.fromkeys(m.curves_file for m in models):
+        if (results_dir / name).is_file():
+            run = name.removeprefix("learning-curves-").removesuffix(".png")
+            lines += ["", f"Learning curves of runs/{run} ([{name}]({name})):", "", f"![]({name})"]
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(results_dir: Path, published: bool = True) -> list[Path]:
     """Regenerate every table (and chart) from the stored scores; returns the files written."""
     results_dir = Path(results_dir)
@@ -207,6 +324,8 @@ def write_tables(results_dir: Path, published: bool = True) -> list[Path]:
         parts = [t for p in PROTOCOLS if (t := suite_table(suite, results_dir, p, published))]
         if parts:
             path = results_dir / f"{suite}.md"
+            models = models_section(results_dir, suite)
+            parts += [models] if models else []
             write_text(path, f"# {suite} results\n\n" + "\n".join(parts))
             written.append(path)
             chart = _bar_chart(results_dir, suite)
