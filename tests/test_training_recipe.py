@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hear_wavjepa.model.presets import count_parameters
 from hear_wavjepa.training.recipe import RecipeError, load_recipe
 from hear_wavjepa.training.schedules import learning_rate, schedule, weight_decay
 
@@ -98,3 +99,17 @@ def test_weight_decay_and_ema_schedules():
         "weight_decay": 0.04,
         "ema": 0.99999,
     }
+
+
+def test_the_small_gpu_recipe_loads_and_fits_an_hour():
+    recipe = load_recipe(TRAIN / "small-gpu.yaml")
+    config = recipe.model_config()
+    assert recipe.model.preset == "small" and config.target_norm == "per_feature"
+    assert (config.encoder.dim, config.encoder.depth, config.encoder.heads) == (384, 8, 6)
+    assert config.conv_layers == load_recipe(TRAIN / "wavjepa-base.yaml").model_config().conv_layers
+    assert count_parameters(config)["trainable"] == 20_888_448  # the number in the YAML comment
+    assert recipe.data.clips_per_step * recipe.data.crops_per_clip == 256
+    assert recipe.optim.frontend_lr_scale == 0.0
+    assert (recipe.train.precision, recipe.train.compile) == ("bf16", True)
+    assert recipe.train.steps == 30_000
+    assert recipe.optim.warmup_steps == recipe.ema.ramp_steps == 30_000 * 100 // 375

@@ -25,6 +25,17 @@ def base_nat() -> WavJEPAConfig:
     return dataclasses.replace(base(), in_channels=2)
 
 
+def small() -> WavJEPAConfig:
+    """GPU-hour-sized: the base model's 512-ch front end, encoder 384 x 8 (6 heads), predictor
+    192 x 6 (top-4 target layers); about a seventh of base's compute per crop
+    (train/small-gpu.yaml)."""
+    return WavJEPAConfig(
+        encoder=TransformerConfig(dim=384, depth=8, heads=6, mlp_dim=1536),
+        predictor=TransformerConfig(dim=192, depth=6, heads=6, mlp_dim=768),
+        top_k_targets=4,
+    )
+
+
 def tiny() -> WavJEPAConfig:
     """CPU-sized: 128-ch front end, encoder 192 x 4, predictor 96 x 2; same tokens and masks."""
     return WavJEPAConfig(
@@ -43,6 +54,7 @@ PRESETS: dict[str, Callable[[], WavJEPAConfig]] = {
     "base": base,
     "large": large,
     "base-nat": base_nat,
+    "small": small,
     "tiny": tiny,
     "tiny-nat": tiny_nat,
 }
