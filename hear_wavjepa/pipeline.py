@@ -1,5 +1,6 @@
 """The demo's glue, above every package and below the CLI: make sure the offline suites, the
-pretraining corpus and the tiny pretrained checkpoint exist, then run the evaluation.
+pretraining corpus and the tiny pretrained checkpoint exist, then run the evaluation; write the
+results (the tables, and the learning curves of the pretraining runs they show).
 
 These are the only library functions with heavy side effects (building a suite takes minutes,
 pretraining the tiny model ~30 min on 2 cores); `hear_wavjepa.evaluation` itself never builds
