@@ -167,6 +167,11 @@ def draw_curves(
     for ax, protocol in zip(flat[len(TRAINING_PANELS) :], protocols, strict=False):
         _probe_panel(ax, metrics, protocol)
         titles.append(ax.get_title())
+    last = max(
+        s for steps, _ in (*metrics.training.values(), *metrics.probes.values()) for s in steps
+    )
+    for ax in flat[:count]:  # one step axis for every panel, so that they line up
+        ax.set_xlim(-0.02 * max(last, 1), 1.02 * max(last, 1))
     fig.suptitle(title or str(Path(metrics_csv).parent.name))
     fig.tight_layout()
     atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
