@@ -52,6 +52,7 @@ def overrides(corpus: Path, name: str, *extra: str) -> list[str]:
         "optim.warmup_steps=0",
         "train.checkpoint_every=1",
         "train.threads=1",
+        "monitor.every=0",
         *extra,
     ]
 
