@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from test_training import TINY, overrides, run_in_process, write_corpus
@@ -159,3 +160,45 @@ def test_an_event_task_is_refused(home, tmp_path):
     folder = write_tone_task(tmp_path / "events-v1-full", event=True)
     with pytest.raises(MonitorError, match="multiclass scene"):
         load_probe_task("events", folder, 8, 16_000)
+
+
+def test_probe_embeddings_equal_the_hear_modules_and_share_the_front_end(home, probe_tasks):
+    from hear_wavjepa.api import HearOptions, HearWavJEPA, get_scene_embeddings
+    from hear_wavjepa.model.jepa import AudioEncoder
+    from hear_wavjepa.training.monitor import SharedFrontEnd, embed, encoder_copy, load_probe_task
+
+    torch.manual_seed(1)
+    model = WavJEPA(load_recipe(TINY).model_config())
+    with torch.no_grad():
+        for p in model.teacher.parameters():
+            p.mul_(0.5)
+    probe = load_probe_task("tones", probe_tasks.split("::")[1], 9, 40_000)
+    scratch = AudioEncoder(model.config)
+    scratch.frontend = SharedFrontEnd(scratch.frontend)
+    student = embed(encoder_copy(model, "student", scratch), "last", probe)
+    stored = len(scratch.frontend.outputs)
+    teacher = embed(encoder_copy(model, "teacher", scratch), "last", probe)
+    assert stored > 0 and len(scratch.frontend.outputs) == stored  # computed once for both
+    hear = HearWavJEPA(model.encoder, HearOptions(), "test")
+    for split, clips in probe.clips.items():
+        wave = torch.from_numpy(np.stack(probe.audio[split]))
+        expected = get_scene_embeddings(wave, hear).numpy()
+        assert np.array_equal(student.load(split).embeddings, expected)
+        assert not np.allclose(teacher.load(split).embeddings, expected)
+        assert student.load(split).labels == [list(c.labels) for c in clips]
+    with torch.no_grad():
+        model.encoder.frontend.feature_proj.weight.add_(0.1)
+    encoder_copy(model, "student", scratch)
+    assert not scratch.frontend.outputs  # new front-end weights: nothing stored is reused
+
+
+def test_pretrain_without_its_probe_tasks_stops_before_any_work(tmp_path, monkeypatch, capsys):
+    from hear_wavjepa import cli
+
+    monkeypatch.setenv("HEAR_WAVJEPA_HOME", str(tmp_path))
+    corpus = write_corpus(tmp_path / "corpus")
+    args = ["pretrain", "--config", str(TINY), f"data.path={corpus}", "train.name=x"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "monitor.every=0" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]  # no run, no decoded corpus

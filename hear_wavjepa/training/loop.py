@@ -135,6 +135,8 @@ def pretrain(
                 f"data.clips_per_step {data.clips_per_step} is not divisible by "
                 f"{procs.world} processes x train.accumulation {train.accumulation}"
             )
+        if recipe.monitor.every:
+            task_folders(recipe.monitor.tasks)  # a MonitorError before any work
         config = recipe.model_config()
         # The main process builds (or finds) the cached scene banks first; the others load them.
         renderer = build_renderer(recipe) if procs.main else None
@@ -162,8 +164,6 @@ def pretrain(
             def open_feed(saved: dict | None):
                 return MemmapFeed(maker, procs.rank * per_rank, per_rank, train.accumulation)
 
-        if recipe.monitor.every:
-            task_folders(recipe.monitor.tasks)  # MonitorError before the run folder exists
         if resume is None:
             run = _new_run(recipe, name, procs)
         return _train(recipe, config, open_feed, run, procs, resume is not None, progress)
