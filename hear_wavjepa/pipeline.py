@@ -111,15 +111,23 @@ def pretrained_tiny(run: str = DEMO_RUN, overrides: Sequence[str] = ()) -> Path:
         return model
     if folder.is_dir():
         print(f"resuming the unfinished pretraining run {folder}")
+        _ensure_probe_tasks(load_recipe(folder / "config.yaml"))
         pretrain(resume=str(folder))
     else:
         if not any(o.startswith("data.path=") for o in overrides):
             overrides = [f"data.path={ensure_corpus()}", *overrides]
         path = recipe_file("tiny-cpu.yaml")
         recipe = load_recipe(path, [*overrides, f"train.name={run}"])
+        _ensure_probe_tasks(recipe)
         print(f"no pretrained tiny checkpoint: pretraining {path} into {folder}")
         pretrain(recipe)
     return model
+
+
+def _ensure_probe_tasks(recipe) -> None:
+    """Build the mini suite when the run's online probes use it (`monitor.tasks` "")."""
+    if recipe.monitor.every and not recipe.monitor.tasks:
+        ensure_tasks("mini", suite_tasks("mini"), None)
 
 
 def write_results(results_dir: Path) -> list[Path]:

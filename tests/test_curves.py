@@ -28,7 +28,7 @@ from hear_wavjepa.training.curves import (
     find_metrics,
     read_metrics,
 )
-from hear_wavjepa.training.loop import METRICS
+from hear_wavjepa.training.metrics_log import METRICS
 from hear_wavjepa.training.recipe import load_recipe
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -133,7 +133,8 @@ def test_plot_errors_are_one_line_exit_2(tmp_path, capsys, target, fragment):
 def _pretrained_run(home: Path, name: str = "tiny-x", step: int = 600) -> Path:
     """A run folder as `pretrain` leaves it: config.yaml, metrics.csv, model.safetensors whose
     header holds the run name, commit and recipe (tiny-cpu.yaml on the offline corpus)."""
-    recipe = load_recipe(recipe_file("tiny-cpu.yaml"), [f"data.path={home / 'corpus'}"])
+    overrides = [f"data.path={home / 'corpus'}", f"train.steps={step}"]
+    recipe = load_recipe(recipe_file("tiny-cpu.yaml"), overrides)
     run = home / "runs" / name
     write_metrics(run)
     (run / "config.yaml").write_text(recipe.to_yaml())

@@ -78,7 +78,8 @@ def test_missing_shard_is_an_error_naming_it(tmp_path, capsys):
     write_shards(tmp_path, shards=3)
     with pytest.raises(CorpusError, match=r"shard-003\.tar: no such shard"):
         find_stream(str(tmp_path / "shard-{000..003}.tar"))
-    args = ["pretrain", "--config", str(TINY), f"data.path={tmp_path}/shard-{{000..003}}.tar"]
+    spec = f"data.path={tmp_path}/shard-{{000..003}}.tar"
+    args = ["pretrain", "--config", str(TINY), spec, "monitor.every=0"]
     assert cli.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "shard-003.tar: no such shard" in err
@@ -186,7 +187,8 @@ def test_pretrain_streams_shards_without_writing_a_decoded_corpus(tmp_path):
     home = tmp_path / "home"
     command = [str(CLI), "pretrain", "--no-progress", "--config", str(TINY),
                f"data.path={tmp_path}/shards/shard-{{000..003}}.tar", "train.steps=3",
-               "train.name=streamed", "data.workers=2", "data.clips_per_step=4"]  # fmt: skip
+               "train.name=streamed", "data.workers=2", "data.clips_per_step=4",
+               "monitor.every=0"]  # fmt: skip
     env = {**os.environ, "HEAR_WAVJEPA_HOME": str(home), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -214,6 +216,7 @@ def test_resumed_streaming_run_continues_from_the_checkpointed_positions(tmp_pat
         f"data.shuffle_buffer={buffer}",
         "data.clips_per_step=2",
         "train.threads=1",
+        "monitor.every=0",
     ]
     recipe = load_recipe(TINY, overrides)
     threads = torch.get_num_threads()

@@ -52,6 +52,7 @@ def overrides(corpus: Path, name: str, *extra: str) -> list[str]:
         "optim.warmup_steps=0",
         "train.checkpoint_every=1",
         "train.threads=1",
+        "monitor.every=0",
         *extra,
     ]
 
@@ -229,6 +230,7 @@ def test_cli_reports_unknown_key_and_empty_corpus(home, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     args = ["pretrain", "--config", str(TINY), f"data.path={empty}", "train.name=empty"]
+    args.append("monitor.every=0")
     assert cli.main(args) == 2
     assert f"{empty}: no audio files" in capsys.readouterr().err
     assert not (home / "runs" / "empty").exists()

@@ -111,5 +111,6 @@ def test_the_small_gpu_recipe_loads_and_fits_an_hour():
     assert recipe.data.clips_per_step * recipe.data.crops_per_clip == 256
     assert recipe.optim.frontend_lr_scale == 0.0
     assert (recipe.train.precision, recipe.train.compile) == ("bf16", True)
-    assert recipe.train.steps == 30_000
-    assert recipe.optim.warmup_steps == recipe.ema.ramp_steps == 30_000 * 100 // 375
+    assert recipe.train.steps == 40_000
+    assert recipe.optim.warmup_steps == recipe.ema.ramp_steps == 10_700  # ~100k of 375k
+    assert recipe.monitor.every == 250

@@ -37,6 +37,7 @@ USER_ERRORS: tuple[str, ...] = (
     "hear_wavjepa.evaluation.embed:ContractError",
     "hear_wavjepa.evaluation.scoring:ScoresExist",
     "hear_wavjepa.training.recipe:RecipeError",
+    "hear_wavjepa.training.monitor:MonitorError",
     "hear_wavjepa.training.decoded_corpus:CorpusError",
     "hear_wavjepa.training.curves:CurvesError",
     "hear_wavjepa.config_io:ConfigError",

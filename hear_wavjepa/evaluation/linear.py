@@ -81,7 +81,10 @@ def _rank(value: float, maximize: bool) -> float:
 
 
 def run_linear(
-    task: CachedTask, settings: LinearSettings | None = None, device: str = "cpu"
+    task: CachedTask,
+    settings: LinearSettings | None = None,
+    device: str = "cpu",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Linear probe on every fold: per-fold test scores, mean and std (ddof=1; None if 1 fold)."""
     settings = settings or LinearSettings()
@@ -93,6 +96,7 @@ def run_linear(
         desc=f"linear {task.path.name}",
         total=len(task.protocol_splits()),
         leave=False,
+        disable=not progress,
     ):
         model, value, epoch, post = train_probe(train, valid, scorer, settings, generator)
         scores = scorer.test(predict_logits(model, test.x, 4096), test, post)

@@ -27,8 +27,8 @@ def base_nat() -> WavJEPAConfig:
 
 def small() -> WavJEPAConfig:
     """GPU-hour-sized: the base model's 512-ch front end, encoder 384 x 8 (6 heads), predictor
-    192 x 6 (top-4 target layers); about a seventh of base's compute per crop
-    (train/small-gpu.yaml)."""
+    192 x 6 (top-4 target layers); about a third of base's compute per crop, a fifth with the
+    front end frozen (train/small-gpu.yaml)."""
     return WavJEPAConfig(
         encoder=TransformerConfig(dim=384, depth=8, heads=6, mlp_dim=1536),
         predictor=TransformerConfig(dim=192, depth=6, heads=6, mlp_dim=768),

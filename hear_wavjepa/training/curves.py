@@ -3,7 +3,7 @@
 `metrics.csv` has two kinds of rows (docs/pretraining.md, Learning curves):
 
 * training rows, one per logged optimiser update: `step` is the 0-based index of the update and
-  the columns of `training.loop.METRICS` are filled;
+  the columns of `training.metrics_log.METRICS` are filled;
 * probe rows, written by the online probe monitor: the training columns are empty, the columns
   `probe/{encoder}/{protocol}/{task}` (encoder `student` or `teacher`, protocol `knn` or
   `linear`) and `probe_s` are filled, and `step` is the number of updates the probed weights had
@@ -174,8 +174,10 @@ def draw_curves(
         ax.set_xlim(-0.02 * max(last, 1), 1.02 * max(last, 1))
     fig.suptitle(title or str(Path(metrics_csv).parent.name))
     fig.tight_layout()
-    atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
     return titles
 
 

@@ -12,11 +12,9 @@ CPU.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import json
 import math
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,26 +35,21 @@ from hear_wavjepa.provenance import git_commit
 from hear_wavjepa.training.batches import Batch, BatchMaker
 from hear_wavjepa.training.decoded_corpus import Corpus, decode_corpus
 from hear_wavjepa.training.feed import MemmapFeed, open_stream, stream_state
+from hear_wavjepa.training.metrics_log import MetricsLog
+from hear_wavjepa.training.monitor import Monitor, task_folders
+from hear_wavjepa.training.processes import (
+    Processes,
+    all_sum,
+    barrier,
+    broadcast_text,
+    gather,
+    start_processes,
+)
 from hear_wavjepa.training.recipe import Recipe, RecipeError, load_recipe
 from hear_wavjepa.training.scenes import build_renderer
 from hear_wavjepa.training.schedules import schedule
 from hear_wavjepa.training.sources import find_stream, stream_format
 from hear_wavjepa.training.state import checkpoint_dir, list_checkpoints, load_state, save_state
-
-METRICS = (
-    "step",
-    "loss",
-    "lr",
-    "weight_decay",
-    "ema",
-    "target_std",
-    "prediction_std",
-    "context_rank",
-    "grad_norm",
-    "crops_per_s",
-    "elapsed_s",
-    "skipped_clips",
-)
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,34 +58,6 @@ class TrainingDiverged(RuntimeError):
 
 def runs_dir() -> Path:
     return paths.runs_dir()
-
-
-@dataclass(frozen=True)
-class Processes:
-    """Where this process sits: rank of world, and its device."""
-
-    rank: int
-    world: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def start_processes(device: str) -> Processes:
-    """Join the process group when launched by torchrun (nccl on CUDA, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
-    return Processes(rank, world, dev)
 
 
 def resolve_run(run: str) -> Path:
@@ -105,40 +70,11 @@ def resolve_run(run: str) -> Path:
     return path
 
 
-def _broadcast_text(text: str, procs: Processes) -> str:
-    if procs.world == 1:
-        return text
-    box = [text]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _barrier(procs: Processes) -> None:
-    if procs.world > 1:
-        dist.barrier()
-
-
-def _gather(value: object, procs: Processes) -> list:
-    """`value` of every rank, in rank order."""
-    if procs.world == 1:
-        return [value]
-    out: list = [None] * procs.world
-    dist.all_gather_object(out, value)
-    return out
-
-
-def _all_sum(values: list[float], procs: Processes) -> list[float]:
-    tensor = torch.tensor(values, dtype=torch.float64, device=procs.device)
-    if procs.world > 1:
-        dist.all_reduce(tensor)
-    return tensor.tolist()
-
-
 def _new_run(recipe: Recipe, name: str, procs: Processes) -> Path:
     if procs.main:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
         name = recipe.train.name or f"{name}-{stamp}"
-    run = runs_dir() / _broadcast_text(name, procs)
+    run = runs_dir() / broadcast_text(name, procs)
     if procs.main:
         if (run / "config.yaml").exists():
             raise ValueError(f"{run}: the run exists; resume it with --resume {run.name}")
@@ -151,7 +87,7 @@ def _new_run(recipe: Recipe, name: str, procs: Processes) -> Path:
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         }
         write_text(run / "run.json", json.dumps(info, indent=1))
-    _barrier(procs)
+    barrier(procs)
     return run
 
 
@@ -170,45 +106,10 @@ def _open_corpus(recipe: Recipe, channels: int, procs: Processes) -> Corpus:
         if procs.main
         else None
     )
-    _barrier(procs)
+    barrier(procs)
     if folder is None:  # the main process built it; the others find the same key
         folder = decode_corpus(recipe.data.path, cache, progress=False, **kwargs)
     return Corpus(folder)
-
-
-class MetricsLog:
-    """metrics.csv (+ TensorBoard when the `tensorboard` package is importable), main rank only."""
-
-    def __init__(self, run: Path, resume_step: int | None) -> None:
-        self.path = run / "metrics.csv"
-        rows = []
-        if resume_step is not None and self.path.is_file():
-            with self.path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) < resume_step]
-        self.file = self.path.open("w", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=METRICS)
-        self.writer.writeheader()
-        self.writer.writerows(rows)
-        self.file.flush()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.board = SummaryWriter(str(run / "tensorboard"))
-        except ImportError:
-            self.board = None
-
-    def write(self, row: dict[str, float]) -> None:
-        self.writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-        self.file.flush()
-        if self.board is not None:
-            for key, value in row.items():
-                if key != "step":
-                    self.board.add_scalar(f"train/{key}", value, row["step"])
-
-    def close(self) -> None:
-        self.file.close()
-        if self.board is not None:
-            self.board.close()
 
 
 def pretrain(
@@ -234,10 +135,12 @@ def pretrain(
                 f"data.clips_per_step {data.clips_per_step} is not divisible by "
                 f"{procs.world} processes x train.accumulation {train.accumulation}"
             )
+        if recipe.monitor.every:
+            task_folders(recipe.monitor.tasks)  # a MonitorError before any work
         config = recipe.model_config()
         # The main process builds (or finds) the cached scene banks first; the others load them.
         renderer = build_renderer(recipe) if procs.main else None
-        _barrier(procs)
+        barrier(procs)
         if not procs.main:
             renderer = build_renderer(recipe)
         if stream_format(data.path, data.format) == "stream":
@@ -277,14 +180,17 @@ INIT_EXPORT = "init.safetensors"
 def _param_groups(model: WavJEPA, frontend_lr_scale: float) -> list[dict]:
     """Every trainable parameter in one group (docs/pretraining.md), or two when the conv stacks'
     learning rate is scaled (`optim.frontend_lr_scale`); each group's `lr_scale` multiplies the
-    schedule."""
+    schedule. Scale 0 freezes the conv stacks instead: no gradient, no optimiser state."""
+    conv = model.encoder.frontend.stacks
+    if frontend_lr_scale == 0.0:
+        conv.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if frontend_lr_scale == 1.0:
+    if frontend_lr_scale in (0.0, 1.0):
         return [{"params": trainable, "lr_scale": 1.0}]
-    conv = {id(p) for p in model.encoder.frontend.stacks.parameters()}
+    ids = {id(p) for p in conv.parameters()}
     return [
-        {"params": [p for p in trainable if id(p) not in conv], "lr_scale": 1.0},
-        {"params": [p for p in trainable if id(p) in conv], "lr_scale": frontend_lr_scale},
+        {"params": [p for p in trainable if id(p) not in ids], "lr_scale": 1.0},
+        {"params": [p for p in trainable if id(p) in ids], "lr_scale": frontend_lr_scale},
     ]
 
 
@@ -350,7 +256,7 @@ def _forward_backward(
     """Forward and backward over this rank's micro-batches, gradients summed for one global
     mean; returns (loss, target std, prediction std, context rank) summed over ranks."""
     local_count = sum(float(b.masks.targets.sum()) for b in batches)
-    count = _all_sum([local_count], procs)[0]
+    count = all_sum([local_count], procs)[0]
     # squared error, target std, prediction std, context rank: summed on the device, read once.
     on_device = {"dtype": torch.float64, "device": procs.device}
     stats = torch.zeros(4, **on_device)
@@ -378,12 +284,12 @@ def _checkpoint(
 ) -> Path:
     """Checkpoint `step` (model, optimiser, and every rank's stream positions); all ranks call."""
     extra = {"run": run.name}
-    stream = stream_state(_gather(feed.state(), procs), procs.world, recipe.data.workers)
+    stream = stream_state(gather(feed.state(), procs), procs.world, recipe.data.workers)
     if stream is not None:
         extra["stream"] = stream
     if procs.main:
         save_state(run, step, t.model, t.optimizer, config, extra, recipe.train.keep_checkpoints)
-    _barrier(procs)
+    barrier(procs)
     return checkpoint_dir(run, step)
 
 
@@ -420,7 +326,9 @@ def _train(
     t = _build(recipe, config, run, procs, resume)
     model, optimizer, start, last_good = t.model, t.optimizer, t.start, t.last_good
     feed = open_feed(t.saved.get("stream"))
-    log = MetricsLog(run, start if resume else None) if procs.main else None
+    monitor = _monitor(recipe, model, procs)
+    columns = monitor.columns if monitor is not None else ()
+    log = MetricsLog(run, start if resume else None, columns) if procs.main else None
     share = 1.0 / train.accumulation  # the stds are averaged over micro-batches
     crops_per_step = data.clips_per_step * data.crops_per_clip
     bar = tqdm(total=train.steps, initial=start, desc=f"pretrain {run.name}", unit="step",
@@ -430,6 +338,14 @@ def _train(
 
     def checkpoint() -> Path:
         return _checkpoint(recipe, config, t, feed, run, step, procs)
+
+    def probe() -> None:
+        if recipe.monitor.every and (step % recipe.monitor.every == 0 or step == train.steps):
+            if monitor is not None:
+                _probe(monitor, model, step, log, bar, time.perf_counter() - began, run)
+            barrier(procs)
+
+    probe()
 
     prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
     pending = prefetch.submit(feed.take, start)
@@ -451,7 +367,7 @@ def _train(
             step += 1
             target_std, prediction_std, context_rank = (v / procs.world for v in stds)
             logged = step % train.log_every == 0 or step == train.steps
-            skipped = int(_all_sum([feed.skipped], procs)[0]) if logged else 0
+            skipped = int(all_sum([feed.skipped], procs)[0]) if logged else 0
             if log is not None and logged:
                 log.write({"step": step - 1, "loss": loss_value, **values,
                            "target_std": target_std, "prediction_std": prediction_std,
@@ -462,6 +378,7 @@ def _train(
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", tstd=f"{target_std:.3f}",
                             rank=f"{context_rank:.1f}")  # fmt: skip
+            probe()
             if step % train.checkpoint_every == 0 and step < train.steps:
                 last_good = checkpoint()
     except KeyboardInterrupt:
@@ -478,8 +395,39 @@ def _train(
     last_good = checkpoint()
     if procs.main:
         _export(run / "model.safetensors", model, recipe, run, step=step)
-    _barrier(procs)
+    if monitor is not None and step > start:
+        total = time.perf_counter() - began
+        print(
+            f"monitor: the probes took {monitor.seconds:.0f} s, "
+            f"{100 * monitor.seconds / total:.0f}% of this run's {total:.0f} s"
+        )
+    barrier(procs)
     return run
+
+
+def _monitor(recipe: Recipe, model: WavJEPA, procs: Processes) -> Monitor | None:
+    """The main rank's probe monitor (None elsewhere, or when `monitor.every` is 0); built
+    without touching the training's random streams."""
+    if not (recipe.monitor.every and procs.main):
+        return None
+    cuda = [procs.device.index or 0] if procs.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        return Monitor(recipe.monitor, model, recipe.train.steps, log=tqdm.write)
+
+
+def _probe(
+    monitor: Monitor, model: WavJEPA, step: int, log: MetricsLog, bar, elapsed: float, run: Path
+) -> None:
+    """Probe the weights after `step` updates, log the row and a one-line summary; at the last
+    step also compare the layer choices (run/embedding-choice.md)."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        row = monitor.probe(model, step)
+        log.write(row)
+        share = monitor.seconds / max(elapsed + row["probe_s"], 1e-9)
+        bar.write(f"{monitor.summary(row)}; probes so far: {100 * share:.0f}% of the run time")
+        if step == monitor.steps:
+            write_text(run / "embedding-choice.md", monitor.layer_choice(model, row))
 
 
 def _export(path: Path, model: WavJEPA, recipe: Recipe, run: Path, step: int) -> None:

@@ -101,6 +101,23 @@ class EMASection:
 
 
 @dataclass(frozen=True)
+class MonitorSection:
+    """Online probes while pretraining (docs/pretraining.md, Online probes): every `every` steps
+    and at step 0, kNN and a linear probe on a fixed subset of held-out scene tasks, for the
+    student (context encoder) and the EMA teacher."""
+
+    #: steps between probes; 0: no probes.
+    every: int = 0
+    #: HEAR task folders joined with "::"; "" -> the mini suite's multiclass scene tasks under
+    #: $HEAR_WAVJEPA_HOME/tasks/mini (built by `hear-wavjepa tasks build-mini`).
+    tasks: str = ""
+    #: clips per task, a fixed subset stratified by split and label (the cost of one probe).
+    max_clips: int = 192
+    #: seconds embedded per clip, from its start (one 2.01 s window by default).
+    clip_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
 class TrainSection:
     """Length, precision, checkpoints and logging of a run."""
 
@@ -130,6 +147,7 @@ class Recipe:
     optim: OptimSection = field(default_factory=OptimSection)
     ema: EMASection = field(default_factory=EMASection)
     train: TrainSection = field(default_factory=TrainSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
 
     def __post_init__(self) -> None:
         check(self)
@@ -176,6 +194,11 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(f"train.precision must be 'bf16' or 'fp32', got {train.precision!r}")
     if optim.warmup_steps < 0 or recipe.ema.ramp_steps < 0:
         raise RecipeError("optim.warmup_steps and ema.ramp_steps must be >= 0")
+    monitor = recipe.monitor
+    if monitor.every < 0 or monitor.max_clips < 2 or monitor.clip_seconds <= 0:
+        raise RecipeError(
+            "monitor.every must be >= 0, monitor.max_clips >= 2 and monitor.clip_seconds > 0"
+        )
     if optim.frontend_lr_scale < 0:
         raise RecipeError(f"optim.frontend_lr_scale must be >= 0, got {optim.frontend_lr_scale}")
     lo, hi = recipe.scenes.snr_db
