@@ -172,6 +172,13 @@ def single_thread_cpu_time(items: dict, matmuls: list[str]) -> None:
     )
 
 
+def out_of_memory(error: RuntimeError) -> bool:
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or any(
+        word in text for word in ("out of memory", "ALLOC_FAILED")
+    )
+
+
 def sdpa_kernels_used(fn: Callable[[], object]) -> dict[str, int]:
     """The SDPA kernels (aten op names) one call of `fn` ran, with their call counts."""
     from torch.profiler import ProfilerActivity, profile
@@ -205,9 +212,9 @@ def gpu_report() -> None:
     except RuntimeError as error:
         flash = f"does not run: {str(error).splitlines()[0]}"
     print(f"SDPA flash kernel on the encoder (bf16, no padding mask): {flash}")
-    # flash for the passes of whole windows; the memory-efficient kernel for the clips' partial
-    # last windows, whose key-padding mask flash does not take.
-    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+    # flash for the passes of whole windows; for the clips' partial last windows, whose
+    # key-padding mask flash does not take, the memory-efficient kernel (math as a last resort).
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
     def embed(audio: torch.Tensor) -> Callable[[], object]:
         def go() -> object:
@@ -222,7 +229,7 @@ def gpu_report() -> None:
         n = max(1, windows // (WINDOWS_PER_CLIP - 1))
         return torch.rand(n, CLIP_SECONDS * SR, device="cuda") * 2 - 1
 
-    fits, windows = None, 64
+    fits, windows, stop = None, 64, "the cap of 65,536 windows"
     while windows <= 65_536:
         model.options = dataclasses.replace(model.options, max_chunks=windows)
         try:
@@ -231,7 +238,10 @@ def gpu_report() -> None:
             torch.cuda.synchronize()
             fits = windows
             windows *= 2
-        except torch.OutOfMemoryError:
+        except RuntimeError as error:  # torch.OutOfMemoryError, or a library's failed alloc
+            if not out_of_memory(error):
+                raise
+            stop = f"{windows} ran out of memory"
             break
         finally:
             audio = None
@@ -240,7 +250,7 @@ def gpu_report() -> None:
     if fits is None:
         print("not even 64 windows per pass fit")
         return
-    print(f"largest pass that fits: {fits} windows (the next doubling ran out of memory)")
+    print(f"largest pass that fits: {fits} windows, doubling from 64 ({stop})")
     while True:
         model.options = dataclasses.replace(model.options, max_chunks=fits)
         audio = clips_for(fits)
@@ -249,7 +259,9 @@ def gpu_report() -> None:
             call()
             seconds = min(timed(call, sync=True) for _ in range(3))
             break
-        except torch.OutOfMemoryError:
+        except RuntimeError as error:
+            if not out_of_memory(error) or fits <= 64:
+                raise
             audio = call = None
             gc.collect()
             torch.cuda.empty_cache()
@@ -260,7 +272,7 @@ def gpu_report() -> None:
     n = len(audio)
     print(f"SDPA kernels used while embedding (op: calls): {kernels}")
     print(
-        f"{n} clips x {CLIP_SECONDS} s, bf16, {fits} windows per pass: {n / seconds:,.0f} clips/s, "
+        f"{n} clips x {CLIP_SECONDS} s, bf16, {fits} windows per pass: {n / seconds:,.1f} clips/s, "
         f"{n * CLIP_SECONDS / seconds:,.0f} s of audio/s, {tflops:.0f} TFLOP/s "
         f"({tflops / peak:.0%} of the bf16 matmul)"
     )
