@@ -301,17 +301,24 @@ def _hop_windows(wave: torch.Tensor, model: HearWavJEPA) -> tuple[torch.Tensor, 
     padded = torch.nn.functional.pad(wave, (0, (n_windows - 1) * hop + crop - length))
     windows = padded.unfold(-1, crop, hop)  # (B, C, W, crop) view, no copy
     out = torch.empty(batch, n_frames, config.encoder.dim, device=wave.device)
-    flat = [(b, k) for b in range(batch) for k in range(n_windows)]
+    whole = n_frames // frames_per  # windows k < whole have all their frames inside the clip
+    grid = out[:, : whole * frames_per].view(batch, whole, frames_per, out.shape[-1])
+    # Whole windows first: a forward pass whose windows are all whole needs no key-padding mask
+    # (on CUDA SDPA can then use its flash kernel), so the clips' partial last windows go last.
+    flat = sorted(
+        ((b, k) for b in range(batch) for k in range(n_windows)), key=lambda i: i[1] >= whole
+    )
     for start in range(0, len(flat), model.options.max_chunks):
         group = flat[start : start + model.options.max_chunks]
-        chunk = torch.stack([windows[b, :, k] for b, k in group])
-        valid = torch.tensor([min(crop, length - k * hop) for _, k in group], device=wave.device)
-        keep = torch.tensor(
-            [min(frames_per, n_frames - k * frames_per) for _, k in group], device=wave.device
-        )
-        encoded = _run(model, _standardise(chunk, valid), keep)
-        for (b, k), emb, n in zip(group, encoded, keep.tolist(), strict=True):
-            out[b, k * frames_per : k * frames_per + n] = emb[:n]
+        clip = torch.tensor([b for b, _ in group], device=wave.device)
+        index = torch.tensor([k for _, k in group], device=wave.device)
+        valid = (length - index * hop).clamp(max=crop)
+        keep = (n_frames - index * frames_per).clamp(max=frames_per)
+        encoded = _run(model, _standardise(windows[clip, :, index], valid), keep)
+        n_whole = sum(k < whole for _, k in group)  # the group's whole windows lead it
+        grid[clip[:n_whole], index[:n_whole]] = encoded[:n_whole]
+        for (b, k), emb in zip(group[n_whole:], encoded[n_whole:], strict=True):
+            out[b, k * frames_per :] = emb[: n_frames - k * frames_per]
     sr = config.sample_rate
     if length < config.receptive_field:
         timestamps = torch.tensor([length / 2 / sr * 1000.0], dtype=torch.float64)

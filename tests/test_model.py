@@ -7,6 +7,7 @@ import torch
 from reference_layout import reference_transformer
 
 from hear_wavjepa.model import (
+    AudioEncoder,
     TimeInverseMasker,
     WavJEPA,
     WavJEPAConfig,
@@ -240,6 +241,45 @@ def test_batched_forward_equals_per_item_forward():
             torch.testing.assert_close(
                 encoded[i : i + 1], model.encoder(audio[i : i + 1]), atol=1e-5, rtol=1e-5
             )
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-nat"])
+@pytest.mark.parametrize(("batch", "samples"), [(1, 240), (1, 32_159), (3, 1_000), (3, 32_159)])
+def test_no_grad_path_equals_the_autograd_path(name, batch, samples):
+    """Without autograd the front end and the layers take a faster route (time-major convs on
+    CPU, GELU and residual sums in place; docs/model.md, Embedding speed): same outputs, with
+    and without a key-padding mask."""
+    torch.manual_seed(0)
+    encoder = AudioEncoder(preset(name)).eval()
+    wave = torch.randn(batch, encoder.config.in_channels, samples)
+    tokens = encoder.config.in_channels * encoder.frontend.frames(samples)
+    padding = torch.zeros(batch, tokens, dtype=torch.bool)
+    padding[0, tokens // 2 :] = tokens > 1
+    for mask in (None, padding):
+        slow = encoder(wave, mask)
+        assert slow.requires_grad
+        with torch.no_grad():
+            fast = encoder(wave, mask)
+            states = encoder.hidden_states(wave, mask)
+        torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-5)
+        for fast_state, slow_state in zip(states, encoder.hidden_states(wave, mask), strict=True):
+            torch.testing.assert_close(fast_state, slow_state.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_no_grad_path_keeps_autocast_dtypes():
+    """Under bf16 autocast the in-place residual sums keep the autograd path's dtypes."""
+    torch.manual_seed(0)
+    encoder = AudioEncoder(preset("tiny")).eval()
+    wave = torch.randn(2, 1, 32_159)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        slow = encoder.hidden_states(wave)
+        with torch.no_grad():
+            fast = encoder.hidden_states(wave)
+    assert [s.dtype for s in fast] == [s.dtype for s in slow]
+    for fast_state, slow_state in zip(fast, slow, strict=True):
+        torch.testing.assert_close(
+            fast_state.float(), slow_state.detach().float(), atol=0.1, rtol=0.05
+        )
 
 
 def test_same_seed_same_masks_and_outputs():

@@ -48,8 +48,22 @@ class PostLNLayer(nn.Module):
         self.norm2 = nn.LayerNorm(config.dim, eps=1e-6)
 
     def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.norm1(x + self.self_attn(x, padding))
-        return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+        if torch.is_grad_enabled():
+            x = self.norm1(x + self.self_attn(x, padding))
+            return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+        # Without autograd: the same arithmetic into fewer fresh buffers (GELU and the residual
+        # sums in place; docs/model.md, Embedding speed).
+        x = self.norm1(_residual(self.self_attn(x, padding), x))
+        hidden = torch.ops.aten.gelu_(self.linear1(x))
+        return self.norm2(_residual(self.linear2(hidden), x))
+
+
+def _residual(branch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x + branch, into branch's buffer where that gives the same dtype (under autocast the
+    branch may be bf16 while x is float32, and the sum must then be float32)."""
+    if branch.dtype == torch.promote_types(branch.dtype, x.dtype):
+        return branch.add_(x)
+    return x + branch
 
 
 class Transformer(nn.Module):
