@@ -45,6 +45,7 @@ from hear_wavjepa.evaluation.mlp_stack import (
     _xavier,
 )
 from hear_wavjepa.evaluation.scorer import Postprocessing, Scorer, heareval_loss, predict_logits
+from hear_wavjepa.evaluation.threads import cpu_threads
 
 _DEFAULT_GRID: dict[str, list[Any]] = {
     "hidden_layers": [1, 2],
@@ -356,10 +357,18 @@ def run_hear_mlp(
     device: str | torch.device = "cpu",
     seed: int = 42,
 ) -> dict[str, Any]:
-    """heareval's protocol on a cached task; returns the `test.predicted-scores.json` structure."""
+    """heareval's protocol on a cached task; returns the `test.predicted-scores.json` structure.
+    On the CPU it runs with `threads.protocol_threads()` intra-op threads."""
     if mode not in ("batched", "sequential"):
         raise ValueError(f"mode must be batched or sequential, got {mode!r}")
     device = torch.device(device)
+    with cpu_threads(device):
+        return _run_hear_mlp(task, grid, grid_points, mode, device, seed)
+
+
+def _run_hear_mlp(
+    task: CachedTask, grid: str, grid_points: int, mode: str, device: torch.device, seed: int
+) -> dict[str, Any]:
     scorer = Scorer.for_task(task)
     maximize = scorer.maximize
     confs = sample_grid(task_grid(task.metadata, grid), grid_points, random.Random(seed))
