@@ -270,9 +270,9 @@ def vm_hwm_mb() -> float:
     return float("nan")
 
 
-def matmul_worker(device: str) -> dict[str, Any]:
+def matmul_worker(device: str, seconds: float = 0.4) -> dict[str, Any]:
     """GFLOP/s of float32 matmuls of the MLP's shapes: a (1024, 768) x (768, 1024) product and
-    a batched one of 4 such products, best of repeated timings of about a second each."""
+    a batched one of 4 such products, best of 3 timings of `seconds` each."""
     import torch
 
     from hear_wavjepa.evaluation.threads import protocol_threads
@@ -290,7 +290,7 @@ def matmul_worker(device: str) -> dict[str, Any]:
         best = 0.0
         for _ in range(3):
             reps, start = 0, time.perf_counter()
-            while time.perf_counter() - start < 0.4:
+            while time.perf_counter() - start < seconds:
                 fn()
                 reps += 1
             if dev.type == "cuda":
@@ -310,6 +310,8 @@ def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
     from hear_wavjepa.evaluation.linear import LinearSettings, run_linear
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its lazy imports (seconds) untimed
+    # the matmul rate right before the protocol, at its thread count (the machine's load varies)
+    gflops = matmul_worker(device, 0.2)["gflops"]
     base_mb = vm_hwm_mb()
     task = load_cached_task(cache)
     classes = len(task.labels)
@@ -360,7 +362,7 @@ def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     out = {"seconds": seconds, "peak_mb": vm_hwm_mb(), "base_mb": base_mb, "flops": flops,
-           "score": score}  # fmt: skip
+           "score": score, "gflops": gflops}  # fmt: skip
     if device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -468,18 +470,22 @@ def print_row(row, gflops: float, header: bool = False) -> None:
     task, protocol, fraction, r, scale, heareval = row
     if header:
         print(
-            f"{'task':<7} {'protocol':<7} {'clips':>6} {'run s':>8} {'peak MB':>8} "
-            f"{'GFLOP':>9} {'GFLOP/s':>8} {'x limit':>8} {'score':>6} {'est. full s':>12} "
-            f"{'heareval s':>10} {'ratio':>6}"
+            f"{'task':<7} {'protocol':<7} {'clips':>6} {'run s':>7} {'est. full s':>11} "
+            f"{'peak MB':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'limit':>6} {'x limit':>7} "
+            f"{'score':>6} {'heareval s':>10} {'ratio':>6}"
         )
+    rate = r.get("gflops", gflops)
     achieved = r["flops"] / 1e9 / r["seconds"]
-    limit = r["seconds"] / (r["flops"] / 1e9 / gflops) if r["flops"] else math.inf
-    est = f"{r['seconds'] * scale:12.0f}" if scale != 1 else f"{'(measured)':>12}"
+    limit = r["seconds"] / (r["flops"] / 1e9 / rate) if r["flops"] else math.inf
+    est = f"{r['seconds'] * scale:11.0f}" if scale != 1 else f"{'(measured)':>11}"
     he = f"{heareval:10.1f} {heareval / r['seconds']:5.1f}x" if heareval else f"{'':>10} {'':>6}"
-    peak = f"{r['peak_mb']:8.0f}" + (f" (cuda {r['cuda_peak_mb']:.0f})" if "cuda_peak_mb" in r else "")
+    peak = f"{r['peak_mb']:8.0f}"
+    if "cuda_peak_mb" in r:
+        peak += f" (cuda {r['cuda_peak_mb']:.0f})"
     print(
-        f"{task.short:<7} {protocol:<7} {fraction:6.0%} {r['seconds']:8.1f} {peak} "
-        f"{r['flops'] / 1e9:9.1f} {achieved:8.1f} {limit:7.2f}x {r['score']:6.3f} {est} {he}",
+        f"{task.short:<7} {protocol:<7} {fraction:6.0%} {r['seconds']:7.1f} {est} {peak} "
+        f"{r['flops'] / 1e9:8.1f} {achieved:8.1f} {rate:6.0f} {limit:6.2f}x {r['score']:6.3f} "
+        f"{he}",
         flush=True,
     )
 
@@ -495,7 +501,10 @@ def print_summary(rows, rate, args) -> None:
         f"grid's epoch bound ({EPOCH_BOUND['default']} default, {EPOCH_BOUND['fast']} fast)"
     )  # fmt: skip
     print(f"mode: {mode}")
-    print(f"matmul limit {rate['gflops']:.1f} GFLOP/s; 'x limit' = run s / (GFLOP / limit)")
+    print(
+        "GFLOP: the protocol's matrix products (multiply-add = 2); limit: the float32 matmul "
+        "GFLOP/s measured in the same process just before it; 'x limit' = run s / (GFLOP / limit)"
+    )
     print("peak MB = VmHWM of the protocol's process (python + torch alone: "
           f"{rows[0][3]['base_mb']:.0f} MB; memory-mapped cache pages count)")  # fmt: skip
     for protocol, seconds in total.items():
