@@ -237,7 +237,6 @@ def train_stack(
     init_gens = [torch.Generator().manual_seed(s) for s in seeds]
     generators = [torch.Generator(device).manual_seed(s + DROPOUT_SEED_OFFSET) for s in seeds]
     stack = _init_stack(confs, train.x.shape[1], train.y.shape[1], init_gens, device)
-    lr_all = torch.tensor([c["lr"] for c in confs], device=device)
     active = list(range(len(confs)))  # original indices of the points still in the stack
     watches = [_Watch(maximize, c["patience"]) for c in confs]
     last_epoch = [0] * len(confs)
@@ -252,7 +251,7 @@ def train_stack(
         gens = [generators[i] for i in active]
         for i in active:
             last_epoch[i] = epoch
-        lr = lr_all[active]
+        lr = [confs[i]["lr"] for i in active]
         for i in range(0, len(train.x), batch_size):
             logits = _forward(stack, train.x[i : i + batch_size], True, dropout, gens)
             _stack_loss(logits, train.y[i : i + batch_size], scorer.multiclass).sum().backward()
