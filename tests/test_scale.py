@@ -55,7 +55,8 @@ def test_memmap_and_in_memory_splits_give_identical_scores(tmp_path, monkeypatch
     mapped, memory = load_cached_task(path), _in_memory(path)
     assert isinstance(mapped.load("fold00").embeddings, np.memmap)
     assert not isinstance(memory.load("fold00").embeddings, np.memmap)
-    np.testing.assert_array_equal(mapped.load("fold01").embeddings, memory.load("fold01").embeddings)
+    same = mapped.load("fold01").embeddings, memory.load("fold01").embeddings
+    np.testing.assert_array_equal(*same)
     for run in (
         lambda t: run_hear_mlp(t, "faster", 2),
         lambda t: run_linear(t, LinearSettings(epochs=2)),

@@ -30,9 +30,9 @@ Run: `nox -s bench -- hear_scale`, or with options
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
-import os
 import pickle
 import shutil
 import subprocess
@@ -236,9 +236,7 @@ def _event_split(out, split, n, frames, labels, means, rng) -> dict[str, list[di
     with open(out / f"{split}.target-labels.pkl", "wb") as f:
         pickle.dump(row_labels, f)
     (out / f"{split}.filename-timestamps.json").write_text(json.dumps(stamps))
-    (out / f"{split}.filenames.json").write_text(
-        json.dumps([Path(p).name for p, _ in stamps])
-    )
+    (out / f"{split}.filenames.json").write_text(json.dumps([Path(p).name for p, _ in stamps]))
     return table
 
 
@@ -251,7 +249,7 @@ def mlp_dims(conf: dict[str, Any], classes: int) -> list[int]:
 
 
 def forward_flops(dims: list[int]) -> int:
-    return sum(2 * a * b for a, b in zip(dims, dims[1:], strict=False))
+    return sum(2 * a * b for a, b in itertools.pairwise(dims))
 
 
 def train_flops(dims: list[int]) -> int:
@@ -343,7 +341,8 @@ def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
         for conf, epochs, n_train in trained:
             dims = mlp_dims(conf, classes)
             checks = epochs // int(conf["check_val_every_n_epoch"])
-            flops += epochs * n_train * train_flops(dims) + checks * valid_rows * forward_flops(dims)
+            flops += epochs * n_train * train_flops(dims)
+            flops += checks * valid_rows * forward_flops(dims)
         best = mlp_dims(result["hparams"], classes)
         flops += sum(rows[test] for _, _, test in folds) * forward_flops(best)
     elif protocol == "linear":
@@ -353,7 +352,8 @@ def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
         dims = [DIM, classes]
         for train_splits, valid, test in folds:
             n_train = sum(rows[s] for s in train_splits)
-            flops += settings.epochs * (n_train * train_flops(dims) + 2 * rows[valid] * DIM * classes)
+            per_epoch = n_train * train_flops(dims) + rows[valid] * forward_flops(dims)
+            flops += settings.epochs * per_epoch
             flops += rows[test] * forward_flops(dims)
     elif protocol == "knn":
         result = run_knn(task)
@@ -514,13 +514,15 @@ def print_summary(rows, rate, args) -> None:
     print(f"mode: {mode}")
     print(
         "GFLOP: the protocol's matrix products (multiply-add = 2); limit: the float32 matmul "
-        "GFLOP/s measured in the same process just before it; 'x limit' = seconds / (GFLOP / limit), "
+        "GFLOP/s measured in the same process just before it;\n'x limit' = seconds / "
+        "(GFLOP / limit), "
         "the MLP's seconds being its training and validation (train_stack), the others' the run"
     )
     print("peak MB = VmHWM of the protocol's process (python + torch alone: "
           f"{rows[0][3]['base_mb']:.0f} MB; memory-mapped cache pages count)")  # fmt: skip
     for protocol, seconds in total.items():
-        print(f"all tasks, {protocol}: {seconds / 60:.1f} min {'(estimated)' if not args.full else ''}")
+        note = "" if args.full else " (estimated)"
+        print(f"all tasks, {protocol}: {seconds / 60:.1f} min{note}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import torch
 if os.environ.get("HEARWAVJEPA_ORACLE_THREADS"):
     torch.set_num_threads(int(os.environ["HEARWAVJEPA_ORACLE_THREADS"]))
 
-import heareval.predictions.task_predictions as task_predictions  # noqa: E402
-from heareval.predictions.runner import runner  # noqa: E402
+import heareval.predictions.task_predictions as task_predictions
+from heareval.predictions.runner import runner
 
 _task_predictions_test = task_predictions.task_predictions_test
 
