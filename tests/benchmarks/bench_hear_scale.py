@@ -281,22 +281,28 @@ def matmul_worker(device: str, seconds: float = 0.4) -> dict[str, Any]:
     a = torch.randn(1024, DIM, device=dev)
     b = torch.randn(DIM, 1024, device=dev)
     a4, b4 = a.expand(4, -1, -1).contiguous(), b.expand(4, -1, -1).contiguous()
-    rates = {}
+    rates, cpu_best = {}, 0.0
     for name, fn, flops in (
         ("mm", lambda: a @ b, 2 * 1024 * DIM * 1024),
         ("bmm", lambda: torch.bmm(a4, b4), 4 * 2 * 1024 * DIM * 1024),
     ):
         best = 0.0
         for _ in range(3):
-            reps, start = 0, time.perf_counter()
+            reps, start, cpu = 0, time.perf_counter(), time.process_time()
             while time.perf_counter() - start < seconds:
                 fn()
                 reps += 1
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             best = max(best, reps * flops / (time.perf_counter() - start))
+            cpu_best = max(cpu_best, reps * flops / max(time.process_time() - cpu, 1e-9))
         rates[name] = best / 1e9
-    return {"gflops": max(rates.values()), "rates": rates, "threads": torch.get_num_threads()}
+    return {
+        "gflops": max(rates.values()),
+        "gflops_cpu": cpu_best / 1e9,  # per CPU second: what a busy machine leaves to a process
+        "rates": rates,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
@@ -310,7 +316,7 @@ def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its lazy imports (seconds) untimed
     # the matmul rate right before the protocol, at its thread count (the machine's load varies)
-    gflops = matmul_worker(device, 0.2)["gflops"]
+    rate = matmul_worker(device, 0.2)
     base_mb = vm_hwm_mb()
     task = load_cached_task(cache)
     classes = len(task.labels)
@@ -320,14 +326,16 @@ def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
     flops = 0
     trained: list[tuple[dict, int, int]] = []  # (conf, epochs, train rows) per trained point
     train_seconds: list[float] = []  # wall time of each stack's training (epochs, validations)
-    start = time.perf_counter()
+    train_cpu: list[float] = []  # and its CPU time
+    start, cpu_start = time.perf_counter(), time.process_time()
     if protocol == "mlp":
         train_stack = hear_mlp.train_stack
 
         def counting(confs, train, *args, **kwargs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             points = train_stack(confs, train, *args, **kwargs)
             train_seconds.append(time.perf_counter() - t0)
+            train_cpu.append(time.process_time() - c0)
             trained.extend((p.conf, p.last_epoch + 1, len(train.x)) for p in points)
             return points
 
@@ -364,11 +372,13 @@ def protocol_worker(protocol: str, cache: str, device: str) -> dict[str, Any]:
         raise ValueError(protocol)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     out = {"seconds": seconds, "peak_mb": vm_hwm_mb(), "base_mb": base_mb, "flops": flops,
-           "score": score, "gflops": gflops}  # fmt: skip
+           "score": score, "gflops": rate["gflops"], "gflops_cpu": rate["gflops_cpu"],
+           "cpu_seconds": cpu_seconds}  # fmt: skip
     if train_seconds:
         out["train_seconds"] = sum(train_seconds)
+        out["train_cpu_seconds"] = sum(train_cpu)
     if device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -479,23 +489,26 @@ def print_row(row, gflops: float, header: bool = False) -> None:
     task, protocol, fraction, r, scale, heareval = row
     if header:
         print(
-            f"{'task':<7} {'protocol':<7} {'clips':>6} {'run s':>7} {'est. full s':>11} "
-            f"{'peak MB':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'limit':>6} {'x limit':>7} "
-            f"{'score':>6} {'heareval s':>10} {'ratio':>6}"
+            f"{'task':<7} {'protocol':<7} {'clips':>6} {'run s':>7} {'cpu s':>7} "
+            f"{'est. full s':>11} {'peak MB':>8} {'GFLOP':>8} {'GF/cpu s':>8} {'limit':>6} "
+            f"{'x limit':>7} {'(wall)':>7} {'score':>6} {'heareval s':>10} {'ratio':>6}"
         )
-    rate = r.get("gflops", gflops)
-    achieved = r["flops"] / 1e9 / r.get("train_seconds", r["seconds"])
-    busy = r.get("train_seconds", r["seconds"])  # the MLP: its training, where the FLOPs are
-    limit = busy / (r["flops"] / 1e9 / rate) if r["flops"] else math.inf
+    # the MLP's FLOPs are in its training and validation (train_stack); the others' in the run
+    busy = r.get("train_seconds", r["seconds"])
+    busy_cpu = r.get("train_cpu_seconds", r["cpu_seconds"])
+    gflop = r["flops"] / 1e9
+    rate_cpu = gflop / busy_cpu if busy_cpu else math.inf
+    x_cpu = r["gflops_cpu"] / rate_cpu if gflop else math.inf
+    x_wall = busy / (gflop / r["gflops"]) if gflop else math.inf
     est = f"{r['seconds'] * scale:11.0f}" if scale != 1 else f"{'(measured)':>11}"
     he = f"{heareval:10.1f} {heareval / r['seconds']:5.1f}x" if heareval else f"{'':>10} {'':>6}"
     peak = f"{r['peak_mb']:8.0f}"
     if "cuda_peak_mb" in r:
         peak += f" (cuda {r['cuda_peak_mb']:.0f})"
     print(
-        f"{task.short:<7} {protocol:<7} {fraction:6.0%} {r['seconds']:7.1f} {est} {peak} "
-        f"{r['flops'] / 1e9:8.1f} {achieved:8.1f} {rate:6.0f} {limit:6.2f}x {r['score']:6.3f} "
-        f"{he}",
+        f"{task.short:<7} {protocol:<7} {fraction:6.0%} {r['seconds']:7.1f} "
+        f"{r['cpu_seconds']:7.1f} {est} {peak} {gflop:8.1f} {rate_cpu:8.1f} "
+        f"{r['gflops_cpu']:6.0f} {x_cpu:6.2f}x {x_wall:6.2f}x {r['score']:6.3f} {he}",
         flush=True,
     )
 
@@ -513,10 +526,10 @@ def print_summary(rows, rate, args) -> None:
     )  # fmt: skip
     print(f"mode: {mode}")
     print(
-        "GFLOP: the protocol's matrix products (multiply-add = 2); limit: the float32 matmul "
-        "GFLOP/s measured in the same process just before it;\n'x limit' = seconds / "
-        "(GFLOP / limit), "
-        "the MLP's seconds being its training and validation (train_stack), the others' the run"
+        "GFLOP: the protocol's matrix products (multiply-add = 2); GF/cpu s: their rate per CPU "
+        "second; limit: the float32\nmatmul GFLOP per CPU second measured in the same process "
+        "just before it; x limit = limit / GF/cpu s ((wall): the same\nin wall time); for the "
+        "MLP over its training and validation (train_stack), for the others over the run"
     )
     print("peak MB = VmHWM of the protocol's process (python + torch alone: "
           f"{rows[0][3]['base_mb']:.0f} MB; memory-mapped cache pages count)")  # fmt: skip
