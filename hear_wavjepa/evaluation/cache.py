@@ -214,8 +214,9 @@ class CacheWriter:
 
 @dataclass(frozen=True)
 class SplitData:
-    """One consolidated split: `embeddings` (N, D) float32, `labels` per row; event tasks also
-    `filenames` and `timestamps` (ms) per frame row; scene tasks `filenames` per row when known.
+    """One consolidated split: `embeddings` (N, D) float32 (an in-memory array, or a memmap of
+    the cache file as `load_split` opens it), `labels` per row; event tasks also `filenames` and
+    `timestamps` (ms) per frame row; scene tasks `filenames` per row when known.
     """
 
     split: str
@@ -225,8 +226,31 @@ class SplitData:
     timestamps: np.ndarray | None
 
 
-def load_split(task_dir: Path | str, split: str) -> SplitData:
-    """Read a split of a finished cache dir into memory; ValueError on NaN/Inf or bad files."""
+def _open_rows(path: Path, rows: int, dim: int, mmap: bool) -> np.ndarray:
+    """The (rows, dim) float32 embeddings file: a copy-on-write memmap (pages are read when
+    used, and writing to it never reaches the file) or, with `mmap` false, an in-memory copy."""
+    if mmap:
+        return np.memmap(path, dtype=np.float32, mode="c", shape=(rows, dim))
+    return np.fromfile(path, dtype=np.float32).reshape(rows, dim)
+
+
+#: Rows checked for NaN/Inf at a time, so the check of a memory-mapped split stays small.
+CHECK_ROWS = 1 << 16
+
+
+def _bad_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Indices of the rows holding NaN or Inf, checked `CHECK_ROWS` rows at a time."""
+    bad = [
+        start + np.flatnonzero(~np.isfinite(embeddings[start : start + CHECK_ROWS]).all(axis=1))
+        for start in range(0, len(embeddings), CHECK_ROWS)
+    ]
+    return np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64)
+
+
+def load_split(task_dir: Path | str, split: str, mmap: bool = True) -> SplitData:
+    """Open a split of a finished cache dir; ValueError on NaN/Inf or bad files. The embeddings
+    are memory-mapped (`mmap`, default) so a split larger than memory streams from disk, or read
+    into memory; labels, file names and timestamps are always read."""
     task_dir = Path(task_dir)
     dims_path = task_dir / f"{split}.embedding-dimensions.json"
     if not dims_path.exists():
@@ -242,7 +266,7 @@ def load_split(task_dir: Path | str, split: str) -> SplitData:
             raise ValueError(
                 f"{emb_path}: expected {expected} bytes for [{rows}, {dim}], got {size}"
             )
-        embeddings = np.fromfile(emb_path, dtype=np.float32).reshape(rows, dim)
+        embeddings = _open_rows(emb_path, rows, dim, mmap)
     with open(task_dir / f"{split}.target-labels.pkl", "rb") as f:
         labels = pickle.load(f)
     if len(labels) != rows:
@@ -263,12 +287,12 @@ def load_split(task_dir: Path | str, split: str) -> SplitData:
         raise ValueError(
             f"{task_dir}: split {split} has {rows} rows but {len(filenames)} filenames"
         )
-    bad = ~np.isfinite(embeddings).all(axis=1)
-    if bad.any():
-        row = int(np.argmax(bad))
+    bad = _bad_rows(embeddings)
+    if len(bad):
+        row = int(bad[0])
         clip = f", first in {filenames[row]}" if filenames is not None else ""
         raise ValueError(
-            f"{emb_path}: split {split} has NaN/Inf embeddings in {int(bad.sum())} rows "
+            f"{emb_path}: split {split} has NaN/Inf embeddings in {len(bad)} rows "
             f"(first row {row}{clip})"
         )
     return SplitData(split, embeddings, labels, filenames, timestamps)
@@ -301,7 +325,7 @@ class CachedTask:
         return protocol_splits(str(self.metadata["split_mode"]), self.splits)
 
     def load(self, split: str) -> SplitData:
-        """The split's embeddings and labels (read once, then kept in memory)."""
+        """The split's embeddings (memory-mapped) and labels, opened once, then kept."""
         if split not in self._loaded:
             data = load_split(self.path, split)
             if len(data.embeddings) == 0:

@@ -25,9 +25,16 @@ class SplitArrays:
 
 
 def split_arrays(task: CachedTask, splits: Sequence[str], device: torch.device) -> SplitArrays:
-    """Concatenate the cached splits `splits` (train folds) into tensors on `device`."""
+    """The cached splits `splits` (train folds) as tensors on `device`. One split's embeddings
+    are used as they are (on the CPU a memory-mapped split stays mapped, not copied); several
+    are concatenated."""
     parts = [task.load(s) for s in splits]
-    x = np.concatenate([p.embeddings for p in parts])
+    if len(parts) == 1:
+        x = parts[0].embeddings
+        if not x.flags.writeable:  # torch wants a writable array; it never writes to it
+            x = np.array(x)
+    else:
+        x = np.concatenate([p.embeddings for p in parts])
     y = np.concatenate([task.multi_hot(p) for p in parts])
     if task.prediction_type == "multiclass" and not np.all(y.sum(axis=1) == 1):
         bad = int(np.argmax(y.sum(axis=1) != 1))

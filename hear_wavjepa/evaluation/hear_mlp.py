@@ -45,6 +45,7 @@ from hear_wavjepa.evaluation.mlp_stack import (
     _xavier,
 )
 from hear_wavjepa.evaluation.scorer import Postprocessing, Scorer, heareval_loss, predict_logits
+from hear_wavjepa.evaluation.threads import cpu_threads
 
 _DEFAULT_GRID: dict[str, list[Any]] = {
     "hidden_layers": [1, 2],
@@ -236,7 +237,6 @@ def train_stack(
     init_gens = [torch.Generator().manual_seed(s) for s in seeds]
     generators = [torch.Generator(device).manual_seed(s + DROPOUT_SEED_OFFSET) for s in seeds]
     stack = _init_stack(confs, train.x.shape[1], train.y.shape[1], init_gens, device)
-    lr_all = torch.tensor([c["lr"] for c in confs], device=device)
     active = list(range(len(confs)))  # original indices of the points still in the stack
     watches = [_Watch(maximize, c["patience"]) for c in confs]
     last_epoch = [0] * len(confs)
@@ -251,7 +251,7 @@ def train_stack(
         gens = [generators[i] for i in active]
         for i in active:
             last_epoch[i] = epoch
-        lr = lr_all[active]
+        lr = [confs[i]["lr"] for i in active]
         for i in range(0, len(train.x), batch_size):
             logits = _forward(stack, train.x[i : i + batch_size], True, dropout, gens)
             _stack_loss(logits, train.y[i : i + batch_size], scorer.multiclass).sum().backward()
@@ -356,10 +356,18 @@ def run_hear_mlp(
     device: str | torch.device = "cpu",
     seed: int = 42,
 ) -> dict[str, Any]:
-    """heareval's protocol on a cached task; returns the `test.predicted-scores.json` structure."""
+    """heareval's protocol on a cached task; returns the `test.predicted-scores.json` structure.
+    On the CPU it runs with `threads.protocol_threads()` intra-op threads."""
     if mode not in ("batched", "sequential"):
         raise ValueError(f"mode must be batched or sequential, got {mode!r}")
     device = torch.device(device)
+    with cpu_threads(device):
+        return _run_hear_mlp(task, grid, grid_points, mode, device, seed)
+
+
+def _run_hear_mlp(
+    task: CachedTask, grid: str, grid_points: int, mode: str, device: torch.device, seed: int
+) -> dict[str, Any]:
     scorer = Scorer.for_task(task)
     maximize = scorer.maximize
     confs = sample_grid(task_grid(task.metadata, grid), grid_points, random.Random(seed))

@@ -18,6 +18,7 @@ import torch
 from hear_wavjepa.evaluation.cache import CachedTask
 from hear_wavjepa.evaluation.folds import fold_arrays
 from hear_wavjepa.evaluation.scorer import Scorer
+from hear_wavjepa.evaluation.threads import cpu_threads
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def run_knn(task: CachedTask, settings: KnnSettings | None = None) -> dict[str, 
     scorer = Scorer.for_task(task)
     folds: dict[str, dict[str, float]] = {}
     for test_split, train, _, test in fold_arrays(task, torch.device("cpu")):
-        votes = knn_votes(train.x, train.y, test.x, settings)
+        with cpu_threads("cpu"):
+            votes = knn_votes(train.x, train.y, test.x, settings)
         scores = scorer.test(torch.log(votes.clamp_min(1e-12)), test, ())  # softmax: the votes
         del scores["test_loss"]
         folds[test_split] = scores

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from hear_wavjepa.evaluation.cache import CachedTask
 from hear_wavjepa.evaluation.folds import SplitArrays, fold_arrays
 from hear_wavjepa.evaluation.scorer import Scorer, heareval_loss, predict_logits
+from hear_wavjepa.evaluation.threads import cpu_threads
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,13 @@ def run_linear(
     device: str = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Linear probe on every fold: per-fold test scores, mean and std (ddof=1; None if 1 fold)."""
-    settings = settings or LinearSettings()
+    """Linear probe on every fold: per-fold test scores, mean and std (ddof=1; None if 1 fold).
+    On the CPU it runs on one intra-op thread (its batches are too small for more)."""
+    with cpu_threads(device, 1):
+        return _run_linear(task, settings or LinearSettings(), device)
+
+
+def _run_linear(task: CachedTask, settings: LinearSettings, device: str) -> dict[str, Any]:
     scorer = Scorer.for_task(task)
     generator = torch.Generator().manual_seed(settings.seed)
     folds: dict[str, dict[str, float]] = {}

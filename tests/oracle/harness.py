@@ -27,6 +27,7 @@ import numpy as np
 
 from hear_wavjepa.evaluation.cache import COPIED_FILES, EMBEDDING_SUFFIX, CacheWriter
 from hear_wavjepa.evaluation.embed import ModuleSpec, embed_task
+from hear_wavjepa.evaluation.threads import protocol_threads
 from hear_wavjepa.paths import home
 
 HERE = Path(__file__).resolve().parent
@@ -133,7 +134,15 @@ def run_heareval(
         raise FileNotFoundError(f"{ORACLE_PYTHON}: no oracle venv; run `nox -s oracle` first")
     run_dir = work / cache.name
     record = run_dir / "oracle-run.json"
-    wanted = {"cache": cache_digest(cache), "grid": grid, "grid_points": grid_points}
+    # heareval runs on the protocols' CPU thread count: the count changes the last bits of every
+    # matrix product, and sequential mode matches heareval only on the same arithmetic
+    threads = protocol_threads()
+    wanted = {
+        "cache": cache_digest(cache),
+        "grid": grid,
+        "grid_points": grid_points,
+        "threads": threads,
+    }
     if reuse and record.exists():
         done = json.loads(record.read_text())
         if {k: done.get(k) for k in wanted} == wanted:
@@ -141,7 +150,12 @@ def run_heareval(
             return read_scores(run_dir / "test.predicted-scores.json"), done["seconds"]
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.copytree(cache, run_dir)
-    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "HEARWAVJEPA_ORACLE_THREADS": str(threads),
+    }
     cmd = [str(ORACLE_PYTHON), str(HERE / "heareval_runner.py"), str(run_dir)]
     cmd += ["--grid", grid, "--grid-points", str(grid_points)]
     log = run_dir / "heareval-stdout.log"

@@ -15,6 +15,12 @@ import os
 # torch >= 2.6 loads checkpoints weights-only; heareval's checkpoints hold nn.Identity objects.
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
+import torch
+
+# the thread count of our protocols (harness.run_heareval): same arithmetic, same results
+if os.environ.get("HEARWAVJEPA_ORACLE_THREADS"):
+    torch.set_num_threads(int(os.environ["HEARWAVJEPA_ORACLE_THREADS"]))
+
 import heareval.predictions.task_predictions as task_predictions
 from heareval.predictions.runner import runner
 
