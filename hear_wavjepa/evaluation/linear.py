@@ -90,10 +90,12 @@ def run_linear(
     """Linear probe on every fold: per-fold test scores, mean and std (ddof=1; None if 1 fold).
     On the CPU it runs on one intra-op thread (its batches are too small for more)."""
     with cpu_threads(device, 1):
-        return _run_linear(task, settings or LinearSettings(), device)
+        return _run_linear(task, settings or LinearSettings(), device, progress)
 
 
-def _run_linear(task: CachedTask, settings: LinearSettings, device: str) -> dict[str, Any]:
+def _run_linear(
+    task: CachedTask, settings: LinearSettings, device: str, progress: bool
+) -> dict[str, Any]:
     scorer = Scorer.for_task(task)
     generator = torch.Generator().manual_seed(settings.seed)
     folds: dict[str, dict[str, float]] = {}
