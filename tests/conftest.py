@@ -142,6 +142,15 @@ def digest(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory):
+    """A fresh $HEAR_WAVJEPA_HOME shared by the tests of one module."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("home")
+        mp.setenv("HEAR_WAVJEPA_HOME", str(path))
+        yield path
+
+
 @pytest.fixture
 def hear_task():
     """`hear_task(root, embedding=, prediction=, nfolds=, labels=, table=, duration=)`: a small

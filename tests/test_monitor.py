@@ -22,11 +22,8 @@ EVERY = 2
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("home")
-        mp.setenv("HEAR_WAVJEPA_HOME", str(path))
-        yield path
+def home(module_home):
+    return module_home
 
 
 @pytest.fixture(scope="module")

@@ -72,11 +72,8 @@ def run_in_process(recipe: Recipe | None = None, resume: str | None = None) -> P
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("home")
-        mp.setenv("HEAR_WAVJEPA_HOME", str(path))
-        yield path
+def home(module_home):
+    return module_home
 
 
 @pytest.fixture(scope="module")
