@@ -87,6 +87,22 @@ def test_probe_rows_at_step_zero_every_n_and_the_end(run):
 
 
 @pytest.mark.slow
+def test_probe_scores_reach_tensorboard(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run / "tensorboard"))
+    board.Reload()
+    scalars = board.Tags()["scalars"]
+    assert "train/loss" in scalars
+    events = board.Scalars("probe/teacher/knn/tones_kfold")
+    assert [e.step for e in events] == [0, 2, 4]
+    rows = probe_rows(run)
+    assert [e.value for e in events] == pytest.approx(
+        [float(r["probe/teacher/knn/tones_kfold"]) for r in rows]
+    )
+
+
+@pytest.mark.slow
 def test_a_resumed_run_continues_the_same_probe_series(home, probe_tasks, run):
     copy = home / "runs" / "resumed"
     shutil.copytree(run, copy)
