@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 
 import numpy as np
@@ -13,7 +14,6 @@ from hear_wavjepa.checkpoint import read_checkpoint
 from hear_wavjepa.hear_task import load_task
 from hear_wavjepa.model.jepa import WavJEPA
 from hear_wavjepa.training.loop import _param_groups
-from hear_wavjepa.training.metrics_log import read_metrics
 from hear_wavjepa.training.monitor import MonitorError, probe_subset, task_folders
 from hear_wavjepa.training.recipe import load_recipe
 from hear_wavjepa.training.state import list_checkpoints
@@ -41,6 +41,12 @@ def monitored(home, probe_tasks, name: str, *extra: str):
         write_corpus(corpus)
     settings = [f"monitor.every={EVERY}", f"monitor.tasks={probe_tasks}", "monitor.max_clips=16"]
     return load_recipe(TINY, [*overrides(corpus, name), *settings, *extra])
+
+
+def read_metrics(path) -> list[dict[str, str]]:
+    """The rows of a metrics.csv, as written (empty cells are "")."""
+    with path.open() as f:
+        return list(csv.DictReader(f))
 
 
 def probe_rows(run) -> list[dict[str, str]]:

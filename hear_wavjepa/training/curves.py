@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hear_wavjepa import paths
 from hear_wavjepa.atomicio import atomic_write
+from hear_wavjepa.training.metrics_log import PROBE_PREFIX
 
 METRICS_FILE = "metrics.csv"
 #: the PNG `hear-wavjepa plot RUN` writes into the run folder by default
@@ -33,7 +34,6 @@ TRAINING_PANELS = (
     ("context_rank", "context_rank (1 = collapsed)"),
     ("target_std", "target_std"),
 )
-PROBE_PREFIX = "probe/"
 PROTOCOL_NAMES = {"knn": "kNN", "linear": "linear"}
 ENCODER_STYLES = {"teacher": "-", "student": "--"}
 

@@ -406,13 +406,10 @@ def _train(
 
 
 def _monitor(recipe: Recipe, model: WavJEPA, procs: Processes) -> Monitor | None:
-    """The main rank's probe monitor (None elsewhere, or when `monitor.every` is 0); built
-    without touching the training's random streams."""
+    """The main rank's probe monitor (None elsewhere, or when `monitor.every` is 0)."""
     if not (recipe.monitor.every and procs.main):
         return None
-    cuda = [procs.device.index or 0] if procs.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        return Monitor(recipe.monitor, model, recipe.train.steps, log=tqdm.write)
+    return Monitor(recipe.monitor, model, recipe.train.steps, log=tqdm.write)
 
 
 def _probe(
@@ -420,14 +417,12 @@ def _probe(
 ) -> None:
     """Probe the weights after `step` updates, log the row and a one-line summary; at the last
     step also compare the layer choices (run/embedding-choice.md)."""
-    device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        row = monitor.probe(model, step)
-        log.write(row)
-        share = monitor.seconds / max(elapsed + row["probe_s"], 1e-9)
-        bar.write(f"{monitor.summary(row)}; probes so far: {100 * share:.0f}% of the run time")
-        if step == monitor.steps:
-            write_text(run / "embedding-choice.md", monitor.layer_choice(model, row))
+    row = monitor.probe(model, step)
+    log.write(row)
+    share = monitor.seconds / max(elapsed + row["probe_s"], 1e-9)
+    bar.write(f"{monitor.summary(row)}; probes so far: {100 * share:.0f}% of the run time")
+    if step == monitor.steps:
+        write_text(run / "embedding-choice.md", monitor.layer_choice(model, row))
 
 
 def _export(path: Path, model: WavJEPA, recipe: Recipe, run: Path, step: int) -> None:

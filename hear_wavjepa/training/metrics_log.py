@@ -24,6 +24,15 @@ METRICS = (
 )
 
 
+#: probe rows' score columns are `probe/{encoder}/{protocol}/{task}`.
+PROBE_PREFIX = "probe/"
+
+
+def probe_column(encoder: str, protocol: str, task: str) -> str:
+    """The metrics.csv column of one probe score."""
+    return f"{PROBE_PREFIX}{encoder}/{protocol}/{task}"
+
+
 class MetricsLog:
     """metrics.csv (+ TensorBoard, under `tensorboard/`), written by the main rank only.
 
@@ -65,9 +74,3 @@ class MetricsLog:
         self.file.close()
         if self.board is not None:
             self.board.close()
-
-
-def read_metrics(path: Path) -> list[dict[str, str]]:
-    """The rows of a metrics.csv, as written (empty cells are "")."""
-    with path.open() as f:
-        return list(csv.DictReader(f))

@@ -31,6 +31,7 @@ from hear_wavjepa.evaluation.linear import LinearSettings, run_linear
 from hear_wavjepa.hear_task import Clip, Task, TaskError, load_task
 from hear_wavjepa.model.jepa import AudioEncoder, WavJEPA
 from hear_wavjepa.suite import default_tasks_dir, suite_tasks, task_name_of
+from hear_wavjepa.training.metrics_log import probe_column
 
 ENCODERS = ("student", "teacher")
 PROTOCOLS = ("knn", "linear")
@@ -40,11 +41,6 @@ LAYER_CHOICES = ("last", "mean")
 
 class MonitorError(ValueError):
     """A monitor setting that cannot be used; the message names the setting and the folder."""
-
-
-def column(encoder: str, protocol: str, task: str) -> str:
-    """The metrics.csv column of one probe score."""
-    return f"probe/{encoder}/{protocol}/{task}"
 
 
 @dataclass(frozen=True)
@@ -199,46 +195,60 @@ def scores(cached: CachedTask, device: torch.device) -> dict[str, float]:
     return {"knn": knn["test_score_mean"], "linear": linear["test_score_mean"]}
 
 
+def own_random_state(device: torch.device):
+    """A context in which torch's random state (CPU, and `device` on CUDA) may be used freely:
+    it is restored afterwards, so the probes leave the training's random streams alone."""
+    return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
+
+
 class Monitor:
-    """The probes of one run: its tasks (read once) and a scratch encoder for the copies."""
+    """The probes of one run: its tasks (read once) and a scratch encoder for the copies. Its
+    methods leave torch's random state as they found it."""
 
     def __init__(self, section, model: WavJEPA, steps: int, log: Callable[[str], None] = print):
-        self.every, self.steps = section.every, steps
+        self.steps = steps
         samples = int(section.clip_seconds * 16_000)
         self.tasks = [
             load_probe_task(short, folder, section.max_clips, samples)
             for short, folder in task_folders(section.tasks)
         ]
-        device = next(model.parameters()).device
-        self.scratch = AudioEncoder(model.config)
+        self.device = next(model.parameters()).device
+        with own_random_state(self.device):
+            self.scratch = AudioEncoder(model.config)
         self.scratch.frontend = SharedFrontEnd(self.scratch.frontend)
-        self.scratch.to(device)
-        self.device = device
+        self.scratch.to(self.device)
         self.seconds = 0.0
-        self.log = log
         clips = sum(len(c) for p in self.tasks for c in p.clips.values())
         names = ", ".join(p.short for p in self.tasks)
-        log(f"monitor: probing {names} ({clips} clips) every {self.every} steps")
+        log(f"monitor: probing {names} ({clips} clips) every {section.every} steps")
 
     @property
     def columns(self) -> list[str]:
-        cols = [column(e, p, t.short) for e in ENCODERS for p in PROTOCOLS for t in self.tasks]
-        return [*cols, "probe_s"]
+        return [
+            *(probe_column(e, p, t.short) for e in ENCODERS for p in PROTOCOLS for t in self.tasks),
+            "probe_s",
+        ]
 
-    def due(self, step: int) -> bool:
-        return step % self.every == 0 or step == self.steps
-
-    def probe(self, model: WavJEPA, step: int, layers: str = "last") -> dict[str, float]:
-        """The probe row of the weights after `step` updates."""
+    def _scores(self, model: WavJEPA, layers: str) -> dict[str, float]:
+        """{probe column: score} of both encoders with `layers` ("last" or "mean"); the time
+        taken is added to `seconds`."""
         began = time.perf_counter()
-        row: dict[str, float] = {"step": step}
-        for which in ENCODERS:
-            encoder = encoder_copy(model, which, self.scratch)
-            for probe in self.tasks:
-                for protocol, value in scores(embed(encoder, layers, probe), self.device).items():
-                    row[column(which, protocol, probe.short)] = value
+        out = {}
+        with own_random_state(self.device):
+            for which in ENCODERS:
+                encoder = encoder_copy(model, which, self.scratch)
+                for probe in self.tasks:
+                    cached = embed(encoder, layers, probe)
+                    for protocol, value in scores(cached, self.device).items():
+                        out[probe_column(which, protocol, probe.short)] = value
+        self.seconds += time.perf_counter() - began
+        return out
+
+    def probe(self, model: WavJEPA, step: int) -> dict[str, float]:
+        """The probe row of the weights after `step` updates (last layer, as the HEAR module)."""
+        began = time.perf_counter()
+        row: dict[str, float] = {"step": step, **self._scores(model, "last")}
         row["probe_s"] = time.perf_counter() - began
-        self.seconds += row["probe_s"]
         return row
 
     def summary(self, row: dict[str, float]) -> str:
@@ -246,21 +256,14 @@ class Monitor:
         means = []
         for protocol in PROTOCOLS:
             for which in ENCODERS:
-                values = [row[column(which, protocol, p.short)] for p in self.tasks]
+                values = [row[probe_column(which, protocol, p.short)] for p in self.tasks]
                 means.append(f"{protocol} {which} {100 * sum(values) / len(values):.1f}")
         return f"probe @ step {row['step']}: {', '.join(means)} ({row['probe_s']:.0f} s)"
 
     def layer_choice(self, model: WavJEPA, last_row: dict[str, float]) -> str:
         """Markdown: both encoders with the last layer (`last_row`, the final probe) and with
         the mean of all layers, per task and averaged (scores x 100)."""
-        began = time.perf_counter()
-        mean_row = {}
-        for which in ENCODERS:
-            encoder = encoder_copy(model, which, self.scratch)
-            for probe in self.tasks:
-                for protocol, value in scores(embed(encoder, "mean", probe), self.device).items():
-                    mean_row[column(which, protocol, probe.short)] = value
-        self.seconds += time.perf_counter() - began
+        mean_row = self._scores(model, "mean")
         shorts = [p.short for p in self.tasks]
         lines = [
             f"# Which embedding, after {last_row['step']} steps",
@@ -277,7 +280,7 @@ class Monitor:
             ]
             for which in ENCODERS:
                 for layers, row in (("last", last_row), ("mean", mean_row)):
-                    values = [100 * row[column(which, protocol, s)] for s in shorts]
+                    values = [100 * row[probe_column(which, protocol, s)] for s in shorts]
                     cells = " | ".join(f"{v:.1f}" for v in values)
                     lines.append(
                         f"| {which}, {layers} | {cells} | {sum(values) / len(values):.1f} |"
