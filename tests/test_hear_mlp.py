@@ -258,3 +258,30 @@ def test_score_command_writes_and_reuses_scores_json(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "hear-wavjepa score: error: --protocols 'svm': choose from mlp, linear, knn"
     )
+
+
+def test_stacked_adam_step_equals_torch_adam_per_point():
+    """Each grid point's slice of the stack takes torch.optim.Adam's step at its own lr."""
+    from hear_wavjepa.evaluation.mlp_stack import _adam_step, _Stack
+
+    gen = torch.Generator().manual_seed(0)
+
+    def tensors(*shape):  # one layer's tensor of both points
+        return [torch.randn(*shape, generator=gen).requires_grad_(True)]
+
+    stack = _Stack(tensors(2, 3, 4), tensors(2, 1, 4), tensors(2, 1, 4), tensors(2, 1, 4), [], [])
+    lrs = [1e-3, 3e-2]
+    copies = [[p.detach()[g].clone().requires_grad_(True) for p in stack.params()] for g in (0, 1)]
+    optimizers = [torch.optim.Adam(c, lr=lr) for c, lr in zip(copies, lrs, strict=True)]
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in stack.params()]
+        for p, grad in zip(stack.params(), grads, strict=True):
+            p.grad = grad.clone()
+        for g, (copy, optimizer) in enumerate(zip(copies, optimizers, strict=True)):
+            for c, grad in zip(copy, grads, strict=True):
+                c.grad = grad[g].clone()
+            optimizer.step()
+        _adam_step(stack, lrs)
+    for g in (0, 1):
+        for p, c in zip(stack.params(), copies[g], strict=True):
+            assert torch.equal(p.detach()[g], c.detach())

@@ -183,59 +183,33 @@ def _stack_loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torc
 def _adam_step(stack: _Stack, lr: Sequence[float]) -> None:
     """torch.optim.Adam's update (betas 0.9/0.999, eps 1e-8) with learning rate lr[g] for point
     g: torch's fused Adam kernel once per point on its slices of the stack (one pass over the
-    weights instead of the nine of `_foreach` ops; 5× faster on CPU), or `_foreach` ops where
-    torch has no fused kernel."""
+    weights instead of the nine of `_foreach` ops; 5× faster on CPU)."""
     params = stack.params()
     grads = [p.grad for p in params]
     if not stack.adam:
         stack.adam = {key: [torch.zeros_like(p) for p in params] for key in ("m", "v")}
     m, v = stack.adam["m"], stack.adam["v"]
     stack.step += 1
+    steps = [torch.full((), float(stack.step), device=p.device) for p in params]
     with torch.no_grad():
-        if hasattr(torch, "_fused_adam_"):
-            steps = [torch.full((), float(stack.step), device=p.device) for p in params]
-            for g, rate in enumerate(lr):
-                torch._fused_adam_(
-                    [p[g] for p in params],
-                    [d[g] for d in grads],
-                    [t[g] for t in m],
-                    [t[g] for t in v],
-                    [],
-                    steps,
-                    lr=float(rate),
-                    beta1=0.9,
-                    beta2=0.999,
-                    weight_decay=0.0,
-                    eps=1e-8,
-                    amsgrad=False,
-                    maximize=False,
-                )
-        else:
-            _foreach_adam(params, grads, m, v, stack.step, lr)
+        for g, rate in enumerate(lr):
+            torch._fused_adam_(
+                [p[g] for p in params],
+                [d[g] for d in grads],
+                [t[g] for t in m],
+                [t[g] for t in v],
+                [],
+                steps,
+                lr=float(rate),
+                beta1=0.9,
+                beta2=0.999,
+                weight_decay=0.0,
+                eps=1e-8,
+                amsgrad=False,
+                maximize=False,
+            )
     for p in params:
         p.grad = None
-
-
-def _foreach_adam(
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    m: list[torch.Tensor],
-    v: list[torch.Tensor],
-    step: int,
-    lr: Sequence[float],
-) -> None:
-    bc1 = 1 - 0.9**step
-    bc2_sqrt = math.sqrt(1 - 0.999**step)
-    torch._foreach_lerp_(m, grads, 0.1)
-    torch._foreach_mul_(v, 0.999)
-    torch._foreach_addcmul_(v, grads, grads, value=0.001)
-    denom = torch._foreach_sqrt(v)
-    torch._foreach_div_(denom, bc2_sqrt)
-    torch._foreach_add_(denom, 1e-8)
-    updates = torch._foreach_div(m, denom)
-    rate = torch.tensor([r / bc1 for r in lr], device=params[0].device)
-    for p, u in zip(params, updates, strict=True):
-        p.sub_(u.mul_(rate.view(-1, *([1] * (p.dim() - 1)))))
 
 
 def _predict_stack(stack: _Stack, x: torch.Tensor, batch_size: int) -> torch.Tensor:
