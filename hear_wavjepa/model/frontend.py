@@ -29,27 +29,23 @@ class ConvStack(nn.Module):
         self.norm = nn.GroupNorm(layers[0][0], layers[0][0], eps=1e-5, affine=True)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled():
-            return self._inference(wave)
+        grad = torch.is_grad_enabled()
+        if not grad and wave.device.type == "cpu":
+            return self._cpu_inference(wave)
+        gelu = F.gelu if grad else torch.ops.aten.gelu_  # without autograd, in place
         x = wave
         for i, conv in enumerate(self.convs):
             x = conv(x)
             if i == 0:
                 x = self.norm(x)
-            x = F.gelu(x)
+            x = gelu(x)
         return x.transpose(1, 2)
 
-    def _inference(self, wave: torch.Tensor) -> torch.Tensor:
-        """The same function without autograd, faster (docs/model.md, Embedding speed): GELU in
-        place; on CPU, features stay time-major ((B, T, C) in memory, a channels-last
+    def _cpu_inference(self, wave: torch.Tensor) -> torch.Tensor:
+        """The same function without autograd on CPU, faster (docs/model.md, Embedding speed):
+        GELU in place; features stay time-major ((B, T, C) in memory, a channels-last
         (B, C, 1, T) tensor for oneDNN) so no layer reorders its input, and the first layer
         (one input channel) is a matmul over strided sample windows."""
-        if wave.device.type != "cpu":
-            x = wave
-            for i, conv in enumerate(self.convs):
-                x = conv(x)
-                x = torch.ops.aten.gelu_(self.norm(x) if i == 0 else x)
-            return x.transpose(1, 2)
         first = self.convs[0]
         windows = wave[:, 0].unfold(-1, first.kernel_size[0], first.stride[0])  # (B, T, K) view
         x = torch.matmul(windows, first.weight[:, 0].t())  # (B, T, C)
