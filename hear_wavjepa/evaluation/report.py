@@ -309,9 +309,8 @@ def models_section(results_dir: Path, suite: str) -> str | None:
         return None
     lines = ["## Pretrained models\n"]
     lines += [f"- {describe_pretrained(m)}" for m in models]
-    for name in dict.fromkeys(m.curves_file for m in models):
+    for name, run in {m.curves_file: m.run for m in models}.items():
         if (results_dir / name).is_file():
-            run = name.removeprefix("learning-curves-").removesuffix(".png")
             lines += ["", f"Learning curves of runs/{run} ([{name}]({name})):", "", f"![]({name})"]
     return "\n".join(lines) + "\n"
 
